@@ -1,0 +1,217 @@
+"""The index algebra: derivatives of einsums as operations on subscript strings.
+
+One rule carries the whole library. Contract ``y = einsum("s_1,...,s_n->out")``
+with a cotangent ``g`` of y's shape: ``<g, y>`` is a sum over all letters of
+``g[out] * prod_k x_k[s_k]``, in which ``out`` plays the same role as any
+operand's term. Differentiating with respect to ``x_k`` leaves its term free:
+
+    VJP_k = einsum("out, s_1..s_n without s_k -> s_k")(g, other operands)
+
+So the transpose in ``W^T g`` is the swap ``ij,j->i  =>  i,ij->j``; the sum that
+"unbroadcasts" is the swap ``bi,i->bi  =>  bi,bi->i``; the identity in the
+gradient of a trace is the swap ``ii->  =>  ->ii``. Forward mode needs no new
+subscripts at all: the tangent of a product is the same einsum with one operand
+replaced by its tangent, summed over operands.
+
+Everything here works on strings only (user subscripts or resolved
+:class:`~einsumad._subscripts.Spec`); nothing touches an array.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ._errors import EinsumError
+from ._subscripts import ELLIPSIS, Spec, Subscripts, fresh_symbols, format_terms, parse
+
+__all__ = [
+    "vjp_subscripts",
+    "jvp_subscripts",
+    "swap",
+    "with_batch",
+    "broadcast_spec",
+    "pairwise_steps",
+]
+
+
+def _operand_index(sub: Subscripts, k: int) -> int:
+    n = len(sub.inputs)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise EinsumError(f"einsum {sub.text!r}: operand index must be an int, got {k!r}")
+    if not -n <= k < n:
+        raise EinsumError(
+            f"einsum {sub.text!r}: there is no operand {k}; the subscripts name {n} operand(s)"
+        )
+    return k % n
+
+
+def vjp_subscripts(subscripts: str, k: int) -> str:
+    """Subscripts of the VJP of ``subscripts`` with respect to operand ``k``.
+
+    The output term and operand ``k``'s term trade places: the cotangent comes
+    first, then the other operands in their order, and the result carries
+    operand ``k``'s term. Implicit subscripts are made explicit first; named
+    subscripts stay named.
+
+    >>> vjp_subscripts("ij,j->i", 1)          # W^T g: the transpose, by itself
+    'i,ij->j'
+    >>> vjp_subscripts("ij,jk->ik", 0)        # g B^T
+    'ik,jk->ij'
+    >>> vjp_subscripts("ii->", 0)             # g I
+    '->ii'
+    >>> vjp_subscripts("bi,i->bi", 1)         # the batch sum of "unbroadcasting"
+    'bi,bi->i'
+    >>> vjp_subscripts("batch in, in out -> batch out", 1)
+    'batch out, batch in -> in out'
+    """
+    sub = parse(subscripts)
+    k = _operand_index(sub, k)
+    others = [t for i, t in enumerate(sub.inputs) if i != k]
+    return format_terms([sub.output, *others], sub.inputs[k], sub.named)
+
+
+def jvp_subscripts(subscripts: str, k: int) -> str:
+    """Subscripts of the JVP of ``subscripts`` along operand ``k``'s tangent.
+
+    Forward mode reuses the forward subscripts unchanged: the tangent takes
+    operand ``k``'s place. Returned in explicit form.
+
+    >>> jvp_subscripts("ij,j", 1)
+    'ij,j->i'
+    """
+    sub = parse(subscripts)
+    _operand_index(sub, k)
+    return format_terms(sub.inputs, sub.output, sub.named)
+
+
+# ----------------------------------------------------------------- on resolved specs
+
+
+def swap(spec: Spec, k: int, batch: str = "") -> Spec:
+    """The VJP spec of ``spec`` w.r.t. operand ``k``, as :func:`vjp_subscripts`.
+
+    ``batch`` symbols are prepended to the cotangent's term and to the result:
+    they carry a stack of cotangents (the rows of a Jacobian) through the pass.
+
+    >>> spec = Spec(("ij", "j"), "i", (("i", 2), ("j", 3)))
+    >>> str(swap(spec, 1)), str(swap(spec, 1, batch="Z"))
+    ('i,ij->j', 'Zi,ij->Zj')
+    """
+    others = tuple(t for i, t in enumerate(spec.inputs) if i != k)
+    return _add_batch_sizes(Spec((batch + spec.output, *others), batch + spec.inputs[k], spec.sizes), batch)
+
+
+def with_batch(spec: Spec, k: int, batch: str) -> Spec:
+    """The JVP spec along operand ``k`` whose tangent carries ``batch`` symbols.
+
+    >>> spec = Spec(("ij", "j"), "i", (("i", 2), ("j", 3)))
+    >>> str(with_batch(spec, 0, "Z"))
+    'Zij,j->Zi'
+    """
+    inputs = tuple(batch + t if i == k else t for i, t in enumerate(spec.inputs))
+    return _add_batch_sizes(Spec(inputs, batch + spec.output, spec.sizes), batch)
+
+
+def _add_batch_sizes(spec: Spec, batch: str) -> Spec:
+    if not batch:
+        return spec
+    # Batch sizes are read from the cotangent at evaluation time; record -1.
+    sizes = dict(spec.sizes)
+    for s in batch:
+        sizes.setdefault(s, -1)
+    return Spec(spec.inputs, spec.output, tuple(sorted(sizes.items())))
+
+
+def batch_symbols(spec: Spec, count: int) -> str:
+    """``count`` symbols that ``spec`` does not use, for stacked cotangents."""
+    return fresh_symbols(spec.symbols, count)
+
+
+def broadcast_spec(*shapes: tuple[int, ...]) -> Spec:
+    """The elementwise product of operands of these shapes, as an einsum.
+
+    NumPy broadcasting is an index assignment: right-aligned axes share a
+    symbol, and a size-1 axis that is stretched gets a symbol of its own.
+
+    >>> str(broadcast_spec((3,), (2, 3)))
+    'b,ab->ab'
+    >>> str(broadcast_spec((1, 3), (2, 3)))
+    'cb,ab->ab'
+    """
+    ndim = max((len(s) for s in shapes), default=0)
+    letters = fresh_symbols("", ndim)
+    out_sizes: list[int] = []
+    for axis in range(ndim):
+        n = 1
+        for shape in shapes:
+            pos = axis - (ndim - len(shape))
+            if pos >= 0 and shape[pos] != 1:
+                if n != 1 and shape[pos] != n:
+                    raise EinsumError(
+                        f"operands could not be broadcast together with shapes "
+                        f"{' '.join(map(str, shapes))}: axis {axis - ndim} has sizes "
+                        f"{n} and {shape[pos]}"
+                    )
+                n = shape[pos]
+        out_sizes.append(n)
+    sizes = dict(zip(letters, out_sizes))
+    used = set(letters)
+    terms: list[str] = []
+    for shape in shapes:
+        term = []
+        for pos, n in enumerate(shape):
+            axis = pos + ndim - len(shape)
+            if n == 1 and out_sizes[axis] != 1:
+                (fresh,) = fresh_symbols(used, 1)
+                used.add(fresh)
+                sizes[fresh] = 1
+                term.append(fresh)
+            else:
+                term.append(letters[axis])
+        terms.append("".join(term))
+    return Spec(tuple(terms), letters, tuple(sorted(sizes.items())))
+
+
+def pairwise_steps(
+    spec: Spec, path: Sequence[Sequence[int]]
+) -> list[tuple[tuple[int, ...], Spec]]:
+    """Split an n-ary einsum into the steps of a contraction path.
+
+    ``path`` is opt_einsum's: each step names positions in the current list of
+    operands, which are removed and whose result is appended. Each step keeps
+    the symbols still needed by a remaining operand or by the output; the last
+    step produces ``spec.output`` (repeats and broadcasts included). Each step is
+    itself a generalised einsum, so its VJP is again the swap.
+
+    >>> spec = Spec(("ij", "jk", "kl"), "il", tuple((s, 2) for s in "ijkl"))
+    >>> [(pos, str(s)) for pos, s in pairwise_steps(spec, [(0, 1), (0, 1)])]
+    [((0, 1), 'ij,jk->ik'), ((0, 1), 'kl,ik->il')]
+    """
+    terms = list(spec.inputs)
+    steps: list[tuple[tuple[int, ...], Spec]] = []
+    for n, positions in enumerate(path):
+        positions = tuple(positions)
+        chosen = [terms[p] for p in positions]
+        rest = [t for i, t in enumerate(terms) if i not in positions]
+        if n == len(path) - 1 and not rest:
+            out = spec.output
+        else:
+            needed = set("".join(rest)) | set(spec.output)
+            out = "".join(dict.fromkeys(s for s in "".join(chosen) if s in needed))
+        steps.append((positions, Spec(tuple(chosen), out, spec.sizes)))
+        terms = rest + [out]
+    return steps
+
+
+def explicit(subscripts: str) -> str:
+    """The subscripts with the output written out (NumPy's implicit rule).
+
+    >>> explicit("ij,jk")
+    'ij,jk->ik'
+    """
+    sub = parse(subscripts)
+    return format_terms(sub.inputs, sub.output, sub.named)
+
+
+def is_ellipsis(token: str) -> bool:
+    return token == ELLIPSIS

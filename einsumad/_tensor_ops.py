@@ -1,0 +1,54 @@
+"""Operators and methods of :class:`~einsumad.Tensor`, each a call to an op.
+
+Kept apart from the tape so the tape module holds only the mechanism.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _ops_math as m
+from ._ops_shape import getitem, reshape
+from ._tape import Tensor, unbox
+
+
+def _reflected(fun: Any) -> Any:
+    return lambda self, other: fun(other, self)
+
+
+def _compare(op: Any) -> Any:
+    def compare(self: Tensor, other: Any) -> np.ndarray:
+        return op(unbox(self), unbox(other))
+
+    return compare
+
+
+Tensor.__add__ = lambda self, other: m.add(self, other)  # type: ignore[method-assign]
+Tensor.__radd__ = _reflected(m.add)  # type: ignore[attr-defined]
+Tensor.__sub__ = lambda self, other: m.subtract(self, other)  # type: ignore[attr-defined]
+Tensor.__rsub__ = _reflected(m.subtract)  # type: ignore[attr-defined]
+Tensor.__mul__ = lambda self, other: m.multiply(self, other)  # type: ignore[attr-defined]
+Tensor.__rmul__ = _reflected(m.multiply)  # type: ignore[attr-defined]
+Tensor.__truediv__ = lambda self, other: m.divide(self, other)  # type: ignore[attr-defined]
+Tensor.__rtruediv__ = _reflected(m.divide)  # type: ignore[attr-defined]
+Tensor.__pow__ = lambda self, other: m.power(self, other)  # type: ignore[attr-defined]
+Tensor.__rpow__ = _reflected(m.power)  # type: ignore[attr-defined]
+Tensor.__matmul__ = lambda self, other: m.matmul(self, other)  # type: ignore[attr-defined]
+Tensor.__rmatmul__ = _reflected(m.matmul)  # type: ignore[attr-defined]
+Tensor.__neg__ = lambda self: m.negative(self)  # type: ignore[attr-defined]
+Tensor.__pos__ = lambda self: self  # type: ignore[attr-defined]
+Tensor.__getitem__ = lambda self, index: getitem(self, index)  # type: ignore[attr-defined]
+Tensor.__lt__ = _compare(np.less)  # type: ignore[method-assign]
+Tensor.__le__ = _compare(np.less_equal)  # type: ignore[method-assign]
+Tensor.__gt__ = _compare(np.greater)  # type: ignore[method-assign]
+Tensor.__ge__ = _compare(np.greater_equal)  # type: ignore[method-assign]
+Tensor.__eq__ = _compare(np.equal)  # type: ignore[method-assign]
+Tensor.__ne__ = _compare(np.not_equal)  # type: ignore[method-assign]
+Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
+Tensor.T = property(lambda self: m.transpose(self))  # type: ignore[attr-defined]
+Tensor.sum = lambda self, axis=None, keepdims=False: m.sum(self, axis, keepdims)  # type: ignore[attr-defined]
+Tensor.mean = lambda self, axis=None, keepdims=False: m.mean(self, axis, keepdims)  # type: ignore[attr-defined]
+Tensor.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)  # type: ignore[attr-defined]
+Tensor.transpose = lambda self, *axes: m.transpose(self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None)  # type: ignore[attr-defined]

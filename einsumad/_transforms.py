@@ -1,0 +1,451 @@
+"""Transformations: ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``jacobian``, ``hessian``.
+
+Reverse mode records a tape and runs :func:`~einsumad._tape.backward`; forward
+mode carries tangents along with values. Jacobians use no Python loop over
+output elements: the pass is seeded with a Kronecker delta ``δ[a, b]`` whose
+first letters ride along every einsum of the pass as batch letters, so one
+batched pass yields every row (reverse) or column (forward) at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._pytree import TreeDef, tree_flatten, tree_unflatten
+from ._tape import FORWARD, REVERSE, Node, Tensor, backward, new_trace, unbox
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian"]
+
+
+def _dtype(x: Any) -> np.dtype:
+    return x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return np.shape(unbox(x))
+
+
+def _as_primal(x: Any, where: str) -> Any:
+    """A differentiable input: a float array (or a traced value of an outer level)."""
+    if isinstance(x, Tensor):
+        return x
+    array = np.asarray(x)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(
+            f"{where} needs floating-point inputs, got dtype {array.dtype}; "
+            f"convert with np.asarray(x, dtype=float)"
+        )
+    return array
+
+
+def _finish(g: Any, primal: Any) -> Any:
+    """A gradient as the user expects it: shape and dtype of its primal, writable."""
+    if isinstance(g, Tensor):
+        return g
+    dtype = _dtype(primal)
+    if isinstance(g, np.ndarray) and g.dtype == dtype and g.flags.writeable and g.flags.owndata:
+        return g
+    return np.array(g, dtype=dtype, copy=True)
+
+
+def _argnums_tuple(argnums: int | Sequence[int], nargs: int, name: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise ValueError(
+                f"{name}: argnums={argnums!r} but the function was called with {nargs} "
+                "positional argument(s)"
+            )
+    return tuple(n % nargs for n in nums)
+
+
+def _with_args(fun: Callable, args: tuple, argnums: tuple[int, ...], kwargs: dict) -> Callable:
+    def partial(*diff_args: Any) -> Any:
+        full = list(args)
+        for n, a in zip(argnums, diff_args):
+            full[n] = a
+        return fun(*full, **kwargs)
+
+    return partial
+
+
+# ================================================================= reverse mode
+
+
+class _Recording:
+    """The result of running ``fun`` on boxed inputs in a reverse trace."""
+
+    def __init__(self, fun: Callable, primals: Sequence[Any], where: str):
+        self.in_leaves: list[Any] = []
+        self.in_defs: list[TreeDef] = []
+        self.leaf_nodes: list[Node] = []
+        boxed_primals = []
+        with new_trace(REVERSE) as trace:
+            for primal in primals:
+                leaves, treedef = tree_flatten(primal)
+                leaves = [_as_primal(x, where) for x in leaves]
+                nodes = [Node.leaf() for _ in leaves]
+                self.in_leaves.append(leaves)
+                self.in_defs.append(treedef)
+                self.leaf_nodes.append(nodes)
+                boxed_primals.append(
+                    tree_unflatten(treedef, [Tensor(x, trace, n) for x, n in zip(leaves, nodes)])
+                )
+            out = fun(*boxed_primals)
+        self.trace = trace
+        self.out = out
+        out_leaves, self.out_def = tree_flatten(out)
+        self.out_leaves = out_leaves
+        self.out_values = [
+            o.value if isinstance(o, Tensor) and o.trace is trace else o for o in out_leaves
+        ]
+
+    def output(self) -> Any:
+        return tree_unflatten(self.out_def, self.out_values)
+
+    def pullback(self, cot_leaves: Sequence[Any], nbatch: int = 0) -> list[list[Any]]:
+        """Per primal, the list of leaf cotangents (batched when ``nbatch``)."""
+        seeds = [
+            (o.node, g)
+            for o, g in zip(self.out_leaves, cot_leaves)
+            if isinstance(o, Tensor) and o.trace is self.trace
+        ]
+        found = backward(seeds) if seeds else {}
+        batch = _shape(cot_leaves[0])[:nbatch] if cot_leaves else ()
+        result = []
+        for leaves, nodes in zip(self.in_leaves, self.leaf_nodes):
+            grads = []
+            for x, node in zip(leaves, nodes):
+                g = found.get(node)
+                if g is None:
+                    g = np.zeros(batch + _shape(x), dtype=_dtype(x))
+                grads.append(_finish(g, x))
+            result.append(grads)
+        return result
+
+
+def vjp(fun: Callable, *primals: Any) -> tuple[Any, Callable[[Any], tuple]]:
+    """Evaluate ``fun(*primals)`` and return it with its vector-Jacobian product.
+
+    ``vjp_fn(cotangent)`` takes a cotangent shaped like the output (the same
+    pytree) and returns a tuple with one gradient per primal.
+
+    >>> import numpy as np, einsumad as ea
+    >>> W = np.arange(6.0).reshape(2, 3)
+    >>> out, vjp_fn = ea.vjp(lambda a: ea.einsum("ij,j->i", W, a), np.ones(3))
+    >>> vjp_fn(np.array([1.0, 0.0]))   # W^T g
+    (array([0., 1., 2.]),)
+    """
+    recording = _Recording(fun, primals, "vjp")
+
+    def vjp_fn(cotangent: Any) -> tuple:
+        cot_leaves, cot_def = tree_flatten(cotangent)
+        if cot_def != recording.out_def:
+            raise ValueError(
+                f"vjp: the cotangent's structure {cot_def} differs from the output's "
+                f"{recording.out_def}"
+            )
+        for i, (c, o) in enumerate(zip(cot_leaves, recording.out_values)):
+            if _shape(c) != _shape(o):
+                raise ValueError(
+                    f"vjp: cotangent leaf {i} has shape {_shape(c)} but the output has "
+                    f"shape {_shape(o)}"
+                )
+        cot_leaves = [c if isinstance(c, Tensor) else np.asarray(c) for c in cot_leaves]
+        grads = recording.pullback(cot_leaves)
+        return tuple(tree_unflatten(d, g) for d, g in zip(recording.in_defs, grads))
+
+    return recording.output(), vjp_fn
+
+
+def value_and_grad(
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., tuple[Any, Any]]:
+    """Like :func:`grad`, but the function returns ``(value, gradient)``.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.value_and_grad(lambda x: ea.sum(x ** 2))(np.array([1.0, 2.0]))
+    (array(5.), array([2., 4.]))
+    """
+    return _value_and_grad(fun, argnums, has_aux, "grad")
+
+
+def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Callable:
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        nums = _argnums_tuple(argnums, len(args), name)
+        if has_aux:
+            aux_box: list[Any] = []
+
+            def main(*a: Any) -> Any:
+                result = fun(*a, **kwargs)
+                if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                    raise TypeError(f"{name}(has_aux=True): fun must return (output, aux)")
+                aux_box.append(result[1])
+                return result[0]
+
+            target = _with_args(main, args, nums, {})
+        else:
+            target = _with_args(fun, args, nums, kwargs)
+        recording = _Recording(target, [args[n] for n in nums], name)
+        value = recording.out
+        if isinstance(value, (tuple, list, dict)) or _shape(value) != ():
+            shape = "a pytree" if isinstance(value, (tuple, list, dict)) else f"shape {_shape(value)}"
+            raise TypeError(
+                f"{name} needs a function that returns a scalar, but it returned {shape}; "
+                "use ea.vjp or ea.jacobian for non-scalar outputs"
+            )
+        out_value = recording.out_values[0]
+        seed = np.ones((), dtype=np.result_type(unbox(out_value)))
+        grads = recording.pullback([seed])
+        trees = [tree_unflatten(d, g) for d, g in zip(recording.in_defs, grads)]
+        g = trees[0] if isinstance(argnums, int) else tuple(trees)
+        out_value = _unwrap_scalar(out_value)
+        if has_aux:
+            return (out_value, aux_box[0]), g
+        return out_value, g
+
+    return value_and_grad_fun
+
+
+def _unwrap_scalar(value: Any) -> Any:
+    return value if isinstance(value, Tensor) else np.asarray(value)
+
+
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+    """The gradient of a scalar-valued ``fun`` with respect to ``argnums``.
+
+    Gradients have the shape, dtype and pytree structure of their arguments.
+    Called inside a function being differentiated, ``grad`` returns traced
+    values, so derivatives nest: ``ea.grad(lambda x: ea.sum(ea.grad(f)(x) * v))``
+    is a Hessian-vector product.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda W, a: ea.sum(ea.tanh(W @ a)), argnums=1)(np.eye(2), np.zeros(2))
+    array([1., 1.])
+    """
+    value_and_grad_fun = _value_and_grad(fun, argnums, has_aux, "grad")
+
+    @functools.wraps(fun)
+    def grad_fun(*args: Any, **kwargs: Any) -> Any:
+        value, g = value_and_grad_fun(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_fun
+
+
+# ================================================================= forward mode
+
+
+def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """Evaluate ``fun(*primals)`` and its Jacobian applied to ``tangents``.
+
+    Forward mode reuses the forward subscripts: the tangent of an einsum is
+    the sum over operands of the einsum with that operand replaced by its
+    tangent.
+
+    >>> import numpy as np, einsumad as ea
+    >>> W = np.arange(6.0).reshape(2, 3)
+    >>> ea.jvp(lambda a: ea.einsum("ij,j->i", W, a), (np.ones(3),), (np.array([1.0, 0.0, 0.0]),))
+    (array([ 3., 12.]), array([0., 3.]))
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp: primals and tangents must be tuples (one entry per argument)")
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    checked = []
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        p_leaves, p_def = tree_flatten(p)
+        t_leaves, t_def = tree_flatten(t)
+        if p_def != t_def:
+            raise ValueError(f"jvp: tangent {i} has structure {t_def} but its primal has {p_def}")
+        for x, dx in zip(p_leaves, t_leaves):
+            x = _as_primal(x, "jvp")
+            if not isinstance(dx, Tensor):
+                dx = np.asarray(dx)
+                if dx.dtype != _dtype(x) and np.ndim(dx) == 0 and isinstance(t, (int, float)):
+                    dx = dx.astype(_dtype(x))
+            if _shape(dx) != _shape(x):
+                raise ValueError(
+                    f"jvp: a tangent of argument {i} has shape {_shape(dx)} but its primal "
+                    f"has shape {_shape(x)}"
+                )
+            if _dtype(dx) != _dtype(x):
+                raise TypeError(
+                    f"jvp: a tangent of argument {i} has dtype {_dtype(dx)} but its primal "
+                    f"has dtype {_dtype(x)}; tangents must match their primals' dtype"
+                )
+        checked.append((p, t))
+    out, tangent_out, _ = _push_forward(fun, primals, tangents)
+    return out, tangent_out
+
+
+def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], nbatch: int = 0) -> tuple[Any, Any, TreeDef]:
+    with new_trace(FORWARD) as trace:
+        boxed = []
+        batch: tuple[int, ...] = ()
+        for p, t in zip(primals, tangents):
+            p_leaves, p_def = tree_flatten(p)
+            t_leaves, _ = tree_flatten(t)
+            if t_leaves and nbatch:
+                batch = _shape(t_leaves[0])[:nbatch]
+            boxes = [
+                Tensor(_as_primal(x, "jvp"), trace, tangent=dx if isinstance(dx, Tensor) else np.asarray(dx))
+                for x, dx in zip(p_leaves, t_leaves)
+            ]
+            boxed.append(tree_unflatten(p_def, boxes))
+        out = fun(*boxed)
+    out_leaves, out_def = tree_flatten(out)
+    values, out_tangents = [], []
+    for o in out_leaves:
+        if isinstance(o, Tensor) and o.trace is trace:
+            values.append(o.value)
+            tangent = o.tangent
+            if tangent is None:
+                tangent = np.zeros(batch + _shape(o.value), dtype=_dtype(o.value))
+            out_tangents.append(tangent)
+        else:
+            values.append(o)
+            out_tangents.append(np.zeros(batch + _shape(o), dtype=np.result_type(unbox(o))))
+    return tree_unflatten(out_def, values), tree_unflatten(out_def, out_tangents), out_def
+
+
+# ================================================================= Jacobians and Hessians
+
+
+def _delta(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """The Kronecker delta δ[a, b] with a, b ranging over ``shape``: a stack of
+    unit directions, one per element, carrying ``shape`` as batch axes."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return np.eye(n, dtype=dtype).reshape(shape + shape)
+
+
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The Jacobian by forward mode: one pass with a delta-seeded batch of tangents.
+
+    Cheaper when the inputs are smaller than the output. The result has shape
+    ``out.shape + arg.shape``.
+    """
+
+    @functools.wraps(fun)
+    def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums_tuple(argnums, len(args), "jacfwd")
+        per_arg = []
+        for n in nums:
+            x = _as_primal(args[n], "jacfwd")
+            seed = _delta(_shape(x), _dtype(x))
+            _, tangent_out, out_def = _push_forward(
+                _with_args(fun, args, (n,), kwargs), (x,), (seed,), nbatch=np.ndim(unbox(x))
+            )
+            leaves, _ = tree_flatten(tangent_out)
+            moved = [_move_batch_last(t, np.ndim(unbox(x))) for t in leaves]
+            per_arg.append((moved, out_def))
+        return _assemble(per_arg, argnums)
+
+    return jacobian_fun
+
+
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The Jacobian by reverse mode: one backward pass seeded with a delta.
+
+    Cheaper when the output is smaller than the inputs. The result has shape
+    ``out.shape + arg.shape``.
+    """
+
+    @functools.wraps(fun)
+    def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums_tuple(argnums, len(args), "jacrev")
+        recording = _Recording(_with_args(fun, args, nums, kwargs), [args[n] for n in nums], "jacrev")
+        return _jacobian_from_recording(recording, argnums)
+
+    return jacobian_fun
+
+
+def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
+    columns = []  # per output leaf: per argument, the Jacobian block
+    for i, value in enumerate(recording.out_values):
+        seeds = [
+            _delta(_shape(value), np.result_type(unbox(value)))
+            if j == i
+            else np.zeros(_shape(value) + _shape(o), dtype=np.result_type(unbox(o)))
+            for j, o in enumerate(recording.out_values)
+        ]
+        grads = recording.pullback(seeds, nbatch=np.ndim(unbox(value)))
+        columns.append([g[0] for g in grads])
+    per_arg = [([col[k] for col in columns], recording.out_def) for k in range(len(recording.in_leaves))]
+    return _assemble(per_arg, argnums)
+
+
+def _move_batch_last(t: Any, nbatch: int) -> Any:
+    """Axes ``batch + out`` to ``out + batch``."""
+    from ._ops_math import transpose
+
+    ndim = np.ndim(unbox(t))
+    order = tuple(range(nbatch, ndim)) + tuple(range(nbatch))
+    if order == tuple(range(ndim)):
+        return t
+    if isinstance(t, Tensor):
+        return transpose(t, order)
+    return np.ascontiguousarray(np.transpose(t, order))
+
+
+def _assemble(per_arg: list[tuple[list[Any], TreeDef]], argnums: Any) -> Any:
+    """Jacobian blocks into the output's pytree, a tuple per leaf when argnums is a tuple."""
+    out_def = per_arg[0][1]
+    n_leaves = len(per_arg[0][0])
+    if isinstance(argnums, int):
+        return tree_unflatten(out_def, per_arg[0][0])
+    leaves = [tuple(blocks[i] for blocks, _ in per_arg) for i in range(n_leaves)]
+    return tree_unflatten(out_def, leaves)
+
+
+def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The full Jacobian, of shape ``out.shape + arg.shape``, in one batched pass.
+
+    Runs ``fun`` once on a tape; if the output has no more elements than the
+    differentiated inputs it seeds the backward pass with a Kronecker delta
+    (reverse mode, one pass for all rows); otherwise it pushes a delta of
+    tangents forward (forward mode, one pass for all columns). No Python loop
+    runs over output elements either way.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.jacobian(lambda x: ea.tanh(x))(np.zeros(2))   # diag(tanh'(0))
+    array([[1., 0.],
+           [0., 1.]])
+    """
+
+    @functools.wraps(fun)
+    def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums_tuple(argnums, len(args), "jacobian")
+        recording = _Recording(_with_args(fun, args, nums, kwargs), [args[n] for n in nums], "jacobian")
+        out_size = sum(int(np.prod(_shape(v), dtype=np.int64)) for v in recording.out_values)
+        in_size = sum(int(np.prod(_shape(x), dtype=np.int64)) for leaves in recording.in_leaves for x in leaves)
+        if out_size <= in_size:
+            return _jacobian_from_recording(recording, argnums)
+        return jacfwd(fun, argnums)(*args, **kwargs)
+
+    return jacobian_fun
+
+
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The Hessian of a scalar ``fun``: forward mode over reverse mode.
+
+    The gradient is traced once, and a delta of tangents (one per input
+    element) is pushed through it in a single batched pass. The result has
+    shape ``arg.shape + arg.shape``.
+
+    >>> import numpy as np, einsumad as ea
+    >>> A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    >>> ea.hessian(lambda x: ea.einsum("i,ij,j->", x, A, x) / 2)(np.ones(2))
+    array([[2., 1.],
+           [1., 3.]])
+    """
+    gradient = _value_and_grad(fun, argnums, False, "hessian")
+
+    def grad_only(*args: Any, **kwargs: Any) -> Any:
+        return gradient(*args, **kwargs)[1]
+
+    return functools.wraps(fun)(jacfwd(grad_only, argnums))
