@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _algebra
 from ._backend import contraction_path, evaluate
+from ._ops_compare import greater, step
 from ._primitive import Primitive
 from ._subscripts import Spec, parse, resolve
 from ._tape import Tensor, unbox
@@ -270,7 +271,7 @@ divide_p = _binary_elementwise(
 
 def _safe_log(x: Any) -> Any:
     """log(x) where x > 0, else 0: the exponent's partial of x**y at x <= 0."""
-    positive = unbox(x) > 0
+    positive = greater(x, 0)
     return where(positive, log(where(positive, x, 1.0)), 0.0)
 
 
@@ -309,12 +310,6 @@ def _elementwise(name: str, fun: Callable[[Any], Any], derivative: Callable[[Any
     return prim
 
 
-def _step(x: Any) -> np.ndarray:
-    """The derivative of relu: 1 where x > 0, else 0 (a constant, no gradient)."""
-    value = unbox(x)
-    return (value > 0).astype(np.result_type(value, np.float16))
-
-
 exp_p = _elementwise("exp", np.exp, lambda x, y: y)
 log_p = _elementwise("log", np.log, lambda x, y: reciprocal(x))
 tanh_p = _elementwise("tanh", np.tanh, lambda x, y: subtract(1, multiply(y, y)))
@@ -324,7 +319,7 @@ sigmoid_p = _elementwise(
 sin_p = _elementwise("sin", np.sin, lambda x, y: cos(x))
 cos_p = _elementwise("cos", np.cos, lambda x, y: negative(sin(x)))
 sqrt_p = _elementwise("sqrt", np.sqrt, lambda x, y: divide(0.5, y))
-relu_p = _elementwise("relu", lambda x: np.maximum(x, 0), lambda x, y: _step(x))
+relu_p = _elementwise("relu", lambda x: np.maximum(x, 0), lambda x, y: step(x))
 reciprocal_p = _elementwise("reciprocal", lambda x: np.divide(1, x), lambda x, y: negative(multiply(y, y)))
 square_p = _elementwise("square", np.square, lambda x, y: multiply(x, 2))
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._ops_math import broadcast_batched, unbroadcast
 from ._primitive import Primitive
-from ._tape import unbox
+from ._tape import Tensor, unbox
 
 __all__ = ["where"]
 
@@ -23,12 +23,13 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 # ================================================================= where
 #   forward: y = c ? x : z        VJP_x: unbroadcast(c ? ḡ : 0)    VJP_z: unbroadcast(c ? 0 : ḡ)
+#   The condition is an argument without a derivative rule: it carries no gradient.
 
-where_p = Primitive(lambda x, y, condition: np.where(condition, x, y), name="where", batched=True)
-where_p.def_vjp(0, lambda g, ans, x, y, condition: unbroadcast(where_p(g, 0, condition=condition), _shape(x), _shape(ans)))
-where_p.def_vjp(1, lambda g, ans, x, y, condition: unbroadcast(where_p(0, g, condition=condition), _shape(y), _shape(ans)))
-where_p.def_jvp(0, lambda t, ans, x, y, condition: where_p(broadcast_batched(t, _shape(x), _shape(ans)), 0, condition=condition))
-where_p.def_jvp(1, lambda t, ans, x, y, condition: where_p(0, broadcast_batched(t, _shape(y), _shape(ans)), condition=condition))
+where_p = Primitive(np.where, name="where", batched=True)
+where_p.def_vjp(1, lambda g, ans, c, x, y: unbroadcast(where_p(c, g, 0), _shape(x), _shape(ans)))
+where_p.def_vjp(2, lambda g, ans, c, x, y: unbroadcast(where_p(c, 0, g), _shape(y), _shape(ans)))
+where_p.def_jvp(1, lambda t, ans, c, x, y: where_p(c, broadcast_batched(t, _shape(x), _shape(ans)), 0))
+where_p.def_jvp(2, lambda t, ans, c, x, y: where_p(c, 0, broadcast_batched(t, _shape(y), _shape(ans))))
 
 
 def where(condition: Any, x: Any, y: Any) -> Any:
@@ -36,6 +37,11 @@ def where(condition: Any, x: Any, y: Any) -> Any:
 
     The condition carries no gradient; comparisons on traced values give plain
     boolean arrays, so ``ea.where(x > 0, x, 0.0)`` works inside traced code.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda x: ea.sum(ea.where(x > 0, x, 0.0)))(np.array([-1.0, 2.0]))
+    array([0., 1.])
     """
-    condition = np.asarray(unbox(condition), dtype=bool)
-    return where_p(x, y, condition=condition)
+    if isinstance(condition, Tensor):
+        condition = unbox(condition)
+    return where_p(condition, x, y)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ._tape import Tensor, bind, unbox
 
-__all__ = ["Primitive", "primitive", "defvjp", "defvjp_all", "defjvp"]
+__all__ = ["Primitive", "primitive", "nondifferentiable", "defvjp", "defvjp_all", "defjvp"]
 
 Rule = Callable[..., Any]
 
@@ -41,8 +41,15 @@ class Primitive:
     """A differentiable operation known to the tape."""
 
 
-    def __init__(self, impl: Callable[..., Any], name: str | None = None, batched: bool = False):
+    def __init__(
+        self,
+        impl: Callable[..., Any],
+        name: str | None = None,
+        batched: bool = False,
+        differentiable: bool = True,
+    ):
         self.impl = impl
+        self.differentiable = differentiable
         self.name = name or getattr(impl, "__name__", "primitive")
         self.vjp_rules: dict[int, Rule] = {}
         self.jvp_rules: dict[int, Rule] = {}
@@ -119,6 +126,17 @@ def _map_leading(fn: Callable[[Any], Any], x: Any, extra: int) -> Any:
     results = [fn(flat[i]) for i in range(int(np.prod(batch, dtype=np.int64)))]
     stacked = stack(results, axis=0)
     return reshape(stacked, batch + np.shape(unbox(stacked))[1:])
+
+
+def nondifferentiable(fun: Callable[..., Any], name: str | None = None) -> Primitive:
+    """A primitive through which no derivative flows (comparisons, masks, argmax).
+
+    Its result is a constant to every differentiation trace. Value-dependent
+    constants inside rules (the 0/1 mask in relu's derivative, the tie mask of
+    ``max``) are computed through such primitives rather than on raw values, so
+    that a traced program can replay them on new inputs.
+    """
+    return Primitive(fun, name=name or getattr(fun, "__name__", None), differentiable=False)
 
 
 def primitive(fun: Callable[..., Any]) -> Primitive:

@@ -175,6 +175,9 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
             top = a.trace
     if top is None:
         return prim.impl(*args, **params)
+    if not prim.differentiable:
+        # No derivative flows through (comparisons, masks): evaluate on the values.
+        return bind(prim, tuple(unbox(a) for a in args), params)
     inner = tuple(a.value if isinstance(a, Tensor) and a.trace is top else a for a in args)
     ans = bind(prim, inner, params)
     if top.mode == REVERSE:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _ops_compare as c
 from . import _ops_math as m
 from ._ops_shape import getitem, reshape
 from ._tape import Tensor, unbox
@@ -20,7 +21,7 @@ def _reflected(fun: Any) -> Any:
 
 def _compare(op: Any) -> Any:
     def compare(self: Tensor, other: Any) -> np.ndarray:
-        return op(unbox(self), unbox(other))
+        return op(self, other)
 
     return compare
 
@@ -40,12 +41,12 @@ Tensor.__rmatmul__ = _reflected(m.matmul)  # type: ignore[attr-defined]
 Tensor.__neg__ = lambda self: m.negative(self)  # type: ignore[attr-defined]
 Tensor.__pos__ = lambda self: self  # type: ignore[attr-defined]
 Tensor.__getitem__ = lambda self, index: getitem(self, index)  # type: ignore[attr-defined]
-Tensor.__lt__ = _compare(np.less)  # type: ignore[method-assign]
-Tensor.__le__ = _compare(np.less_equal)  # type: ignore[method-assign]
-Tensor.__gt__ = _compare(np.greater)  # type: ignore[method-assign]
-Tensor.__ge__ = _compare(np.greater_equal)  # type: ignore[method-assign]
-Tensor.__eq__ = _compare(np.equal)  # type: ignore[method-assign]
-Tensor.__ne__ = _compare(np.not_equal)  # type: ignore[method-assign]
+Tensor.__lt__ = _compare(c.less)  # type: ignore[method-assign]
+Tensor.__le__ = _compare(c.less_equal)  # type: ignore[method-assign]
+Tensor.__gt__ = _compare(c.greater)  # type: ignore[method-assign]
+Tensor.__ge__ = _compare(c.greater_equal)  # type: ignore[method-assign]
+Tensor.__eq__ = _compare(c.equal)  # type: ignore[method-assign]
+Tensor.__ne__ = _compare(c.not_equal)  # type: ignore[method-assign]
 Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
 Tensor.T = property(lambda self: m.transpose(self))  # type: ignore[attr-defined]
 Tensor.sum = lambda self, axis=None, keepdims=False: m.sum(self, axis, keepdims)  # type: ignore[attr-defined]
