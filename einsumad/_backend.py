@@ -60,6 +60,8 @@ def plan(spec: Spec, shapes: tuple[tuple[int, ...], ...]) -> Plan:
         for s, n in zip(term, shape):
             if n != 1 or sizes.get(s, -1) == -1:
                 sizes[s] = n
+    if len(spec.inputs) >= 3:
+        return _plan_path(spec, shapes, sizes)
     present = set("".join(spec.inputs))
     unique_out = "".join(dict.fromkeys(spec.output))
     core = "".join(s for s in unique_out if s in present)
@@ -70,34 +72,112 @@ def plan(spec: Spec, shapes: tuple[tuple[int, ...], ...]) -> Plan:
     return lambda *arrays: expand(contract(*arrays))
 
 
+def _plan_path(spec: Spec, shapes: tuple[tuple[int, ...], ...], sizes: dict[str, int]) -> Plan:
+    """Three or more operands: the pairwise steps of opt_einsum's optimised path."""
+    from ._algebra import pairwise_steps
+
+    current = list(shapes)
+    steps = []
+    for positions, step in pairwise_steps(spec, contraction_path(spec, shapes)):
+        step_shapes = tuple(current[p] for p in positions)
+        current = [c for i, c in enumerate(current) if i not in positions]
+        current.append(tuple(sizes[s] for s in step.output))
+        steps.append((positions, plan(step, step_shapes)))
+
+    def run(*arrays: Any) -> np.ndarray:
+        operands = list(arrays)
+        for positions, step_plan in steps:
+            chosen = [operands[p] for p in positions]
+            operands = [o for i, o in enumerate(operands) if i not in positions]
+            operands.append(step_plan(*chosen))
+        return operands[0]
+
+    return run
+
+
 def _plan_core(inputs: tuple[str, ...], core: str, shapes: tuple[tuple[int, ...], ...]) -> Plan:
-    """Contract ``inputs`` to ``core`` (unique symbols, all present in inputs)."""
+    """Contract one or two ``inputs`` to ``core`` (unique symbols present in inputs)."""
+    distinct = all(len(set(t)) == len(t) for t in inputs)
     if len(inputs) == 1:
         (term,) = inputs
         if term == core:
             return lambda x: np.asarray(x)
-        if len(set(term)) == len(term) and sorted(term) == sorted(core):
+        if distinct and sorted(term) == sorted(core):
             perm = tuple(term.index(s) for s in core)
             return lambda x: np.asarray(x).transpose(perm)
-        if len(set(term)) == len(term):
+        if distinct:
             summed = tuple(i for i, s in enumerate(term) if s not in core)
             kept = "".join(s for s in term if s in core)
             perm = tuple(kept.index(s) for s in core)
             identity = perm == tuple(range(len(perm)))
+
             def reduce(x: Any) -> np.ndarray:
                 y = np.sum(x, axis=summed)
                 return y if identity else y.transpose(perm)
+
             return reduce
-    if _is_product(inputs, core):
+    elif _is_product(inputs, core):
         return _plan_product(inputs, core)
+    elif distinct:
+        return _plan_matmul(inputs[0], inputs[1], core, shapes[0], shapes[1])
+    # Diagonals (a letter repeated within a term): numpy.einsum's own loops.
     letters = _letters((*inputs, core))
     equation = ",".join("".join(letters[s] for s in t) for t in inputs) + "->" + "".join(
         letters[s] for s in core
     )
-    if len(inputs) == 1:
-        return functools.partial(np.einsum, equation)
-    expression = opt_einsum.contract_expression(equation, *shapes)
-    return expression
+    if len(set("".join(inputs))) > 52:
+        return opt_einsum.contract_expression(equation, *shapes)
+    return functools.partial(np.einsum, equation)
+
+
+def _plan_matmul(
+    a_term: str, b_term: str, core: str, shape_a: tuple[int, ...], shape_b: tuple[int, ...]
+) -> Plan:
+    """A pairwise contraction as one (batched) ``numpy.matmul``, as a person writes it.
+
+    Symbols sort into batch (both operands and output), left (first operand and
+    output), right (second and output) and contracted (both, not output); symbols
+    in one operand only and not in the output are summed first. Each operand is
+    permuted and reshaped to ``(batch, left, contracted)`` / ``(batch, contracted,
+    right)``, multiplied by BLAS, and the result permuted to the output order.
+    """
+    size = dict(zip(a_term, shape_a)) | dict(zip(b_term, shape_b))
+    in_a, in_b = set(a_term), set(b_term)
+    batch = [s for s in core if s in in_a and s in in_b]
+    left = [s for s in core if s in in_a and s not in in_b]
+    right = [s for s in core if s in in_b and s not in in_a]
+    contracted = [s for s in a_term if s in in_b and s not in core]
+    sum_a = tuple(i for i, s in enumerate(a_term) if s not in in_b and s not in core)
+    sum_b = tuple(i for i, s in enumerate(b_term) if s not in in_a and s not in core)
+    kept_a = [s for s in a_term if s in in_b or s in core]
+    kept_b = [s for s in b_term if s in in_a or s in core]
+    perm_a = tuple(kept_a.index(s) for s in batch + left + contracted)
+    perm_b = tuple(kept_b.index(s) for s in batch + contracted + right)
+    n = lambda letters: int(np.prod([size[s] for s in letters], dtype=np.int64))  # noqa: E731
+    nb, nl, nc, nr = n(batch), n(left), n(contracted), n(right)
+    shape_a3 = (nb, nl, nc) if batch else (nl, nc)
+    shape_b3 = (nb, nc, nr) if batch else (nc, nr)
+    middle = batch + left + right
+    middle_shape = tuple(size[s] for s in middle)
+    perm_out = tuple(middle.index(s) for s in core)
+    permute_a = perm_a != tuple(range(len(perm_a)))
+    permute_b = perm_b != tuple(range(len(perm_b)))
+    permute_out = perm_out != tuple(range(len(perm_out)))
+
+    def run(a: Any, b: Any) -> np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
+        if sum_a:
+            a = a.sum(axis=sum_a)
+        if sum_b:
+            b = b.sum(axis=sum_b)
+        if permute_a:
+            a = a.transpose(perm_a)
+        if permute_b:
+            b = b.transpose(perm_b)
+        c = np.matmul(a.reshape(shape_a3), b.reshape(shape_b3)).reshape(middle_shape)
+        return c.transpose(perm_out) if permute_out else c
+
+    return run
 
 
 def _is_product(inputs: tuple[str, ...], core: str) -> bool:
