@@ -13,7 +13,10 @@ import numpy as np
 
 from ._primitive import nondifferentiable
 
-__all__ = ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "step", "sign"]
+__all__ = [
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "step", "sign",
+    "share_max", "share_min", "share_greater", "stable_shift",
+]
 
 less = nondifferentiable(np.less, "less")
 less_equal = nondifferentiable(np.less_equal, "less_equal")
@@ -33,3 +36,64 @@ step = nondifferentiable(_step, "step")
 
 sign = nondifferentiable(np.sign, "sign")
 """-1, 0 or 1: the derivative of abs (0 at the kink)."""
+
+
+# ================================================================= masks for max/min and their kin
+#   The derivative of a max is a one-hot choice of the winner; at ties it is
+#   shared equally among the tied entries (the average of the one-sided choices).
+#   These weights are constants to every trace, computed here so a recorded
+#   program replays them.
+
+
+def _float_dtype(*xs: Any) -> np.dtype:
+    return np.result_type(*xs, np.float16)
+
+
+def _share_extreme(x: Any, axis: tuple[int, ...], largest: bool) -> np.ndarray:
+    x = np.asarray(x)
+    dtype = _float_dtype(x)
+    extreme = np.max(x, axis=axis, keepdims=True) if largest else np.min(x, axis=axis, keepdims=True)
+    mask = (x == extreme).astype(dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mask / np.sum(mask, axis=axis, keepdims=True, dtype=dtype)
+
+
+def _share_max(x: Any, axis: tuple[int, ...]) -> np.ndarray:
+    return _share_extreme(x, axis, True)
+
+
+def _share_min(x: Any, axis: tuple[int, ...]) -> np.ndarray:
+    return _share_extreme(x, axis, False)
+
+
+share_max = nondifferentiable(_share_max, "share_max")
+"""Weights w, shaped like x: 1/k at each of the k maxima along ``axis``, else 0.
+
+The derivative of ``max(x, axis)``: ``∂max/∂x = w`` (ties share equally)."""
+
+share_min = nondifferentiable(_share_min, "share_min")
+"""Weights w, shaped like x: 1/k at each of the k minima along ``axis``, else 0."""
+
+
+def _share_greater(x: Any, y: Any) -> np.ndarray:
+    dtype = _float_dtype(x, y)
+    above = np.greater(x, y).astype(dtype)
+    tied = np.equal(x, y).astype(dtype)
+    return above + tied * dtype.type(0.5)
+
+
+share_greater = nondifferentiable(_share_greater, "share_greater")
+"""1 where x > y, 1/2 where x == y, 0 where x < y (broadcast shape, float dtype):
+the partial of ``maximum(x, y)`` with respect to x; ties are shared equally."""
+
+
+def _stable_shift(x: Any, axis: tuple[int, ...]) -> np.ndarray:
+    x = np.asarray(x)
+    shift = np.max(x, axis=axis, keepdims=True)
+    return np.where(np.isfinite(shift), shift, np.zeros((), dtype=shift.dtype))
+
+
+stable_shift = nondifferentiable(_stable_shift, "stable_shift")
+"""max(x, axis, keepdims=True), with non-finite maxima replaced by 0: the shift that
+keeps ``exp(x - shift)`` from overflowing in logsumexp and softmax. Those are
+invariant under any shift, so it carries no gradient."""

@@ -1,7 +1,10 @@
-"""Selection ops: ``where`` (more in the op library).
+"""Selection ops: ``where``, ``maximum``, ``minimum``, ``abs``, ``clip``, ``one_hot``.
 
 ``where(c, x, y)`` is linear in ``x`` and ``y``: its Jacobian is the diagonal
-0/1 mask, so its VJP routes the cotangent through the same mask.
+0/1 mask, so its VJP routes the cotangent through the same mask. The other
+selections are elementwise with a 0/1 local derivative (``sign`` for abs);
+where the choice is a tie (``x == y`` in ``maximum``, ``x`` on a bound of
+``clip``) the derivative is shared equally: 1/2 to each side.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ._ops_math import broadcast_batched, unbroadcast
+from ._ops_compare import share_greater, sign
+from ._ops_math import _binary_elementwise, _elementwise, broadcast_batched, unbroadcast
 from ._primitive import Primitive
-from ._tape import Tensor, unbox
+from ._tape import Tensor, strip_differentiation, unbox
 
-__all__ = ["where"]
+__all__ = ["where", "maximum", "minimum", "abs", "clip", "one_hot"]
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -43,5 +47,120 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     array([0., 1.])
     """
     if isinstance(condition, Tensor):
-        condition = unbox(condition)
+        condition = strip_differentiation(condition)
     return where_p(condition, x, y)
+
+
+# ================================================================= maximum and minimum
+#   forward: y = max(x1, x2)   (broadcast)     ∂y/∂x1 = [x1 > x2] + ½ [x1 == x2]
+#   VJP_1: unbroadcast(ḡ ⊙ ∂y/∂x1)              JVP_1: broadcast(ẋ1) ⊙ ∂y/∂x1
+
+maximum_p = _binary_elementwise(
+    "maximum",
+    np.maximum,
+    (lambda ans, x, y: share_greater(x, y), lambda ans, x, y: share_greater(y, x)),
+)
+minimum_p = _binary_elementwise(
+    "minimum",
+    np.minimum,
+    (lambda ans, x, y: share_greater(y, x), lambda ans, x, y: share_greater(x, y)),
+)
+
+
+def maximum(x: Any, y: Any) -> Any:
+    """Elementwise maximum with NumPy broadcasting, as :func:`numpy.maximum`.
+
+    The gradient goes to the larger argument; where ``x == y`` each gets half.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda x: ea.sum(ea.maximum(x, 1.0)))(np.array([0.0, 1.0, 2.0]))
+    array([0. , 0.5, 1. ])
+    """
+    return maximum_p(x, y)
+
+
+def minimum(x: Any, y: Any) -> Any:
+    """Elementwise minimum with NumPy broadcasting, as :func:`numpy.minimum`.
+
+    The gradient goes to the smaller argument; where ``x == y`` each gets half.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda x: ea.sum(ea.minimum(x, 1.0)))(np.array([0.0, 1.0, 2.0]))
+    array([1. , 0.5, 0. ])
+    """
+    return minimum_p(x, y)
+
+
+# ================================================================= abs
+#   y = |x|     f'(x) = sign(x)   (0 at the kink: the average of -1 and 1)
+
+abs_p = _elementwise("abs", np.abs, lambda x, y: sign(x))
+
+
+def abs(x: Any) -> Any:  # noqa: A001
+    """Elementwise absolute value; ``f'(x) = sign(x)``, which is 0 at ``x = 0``.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda x: ea.sum(ea.abs(x)))(np.array([-2.0, 0.0, 3.0]))
+    array([-1.,  0.,  1.])
+    """
+    return abs_p(x)
+
+
+# ================================================================= clip
+#   y = min(max(x, a_min), a_max): the composition of the two selections above,
+#   so x gets ½ exactly on a bound and every bound that is a tensor gets its share.
+
+
+def clip(x: Any, a_min: Any, a_max: Any) -> Any:
+    """Limit ``x`` to ``[a_min, a_max]``, as :func:`numpy.clip` (either bound may be None).
+
+    Differentiable in ``x`` and in the bounds: ``minimum(maximum(x, a_min), a_max)``.
+    On a bound (``x == a_max``) the gradient is shared: 1/2 to ``x``, 1/2 to the bound.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda x: ea.sum(ea.clip(x, 0.0, 1.0)))(np.array([-1.0, 0.5, 1.0, 2.0]))
+    array([0. , 1. , 0.5, 0. ])
+    """
+    if a_min is None and a_max is None:
+        return x
+    if a_min is not None:
+        x = maximum(x, a_min)
+    if a_max is not None:
+        x = minimum(x, a_max)
+    return x
+
+
+# ================================================================= one_hot (a constant)
+
+
+def one_hot(indices: Any, num_classes: int, dtype: Any = float) -> np.ndarray:
+    """``out[..., c] = 1 if indices[...] == c else 0``: a constant, with no gradient.
+
+    Args:
+        indices: integer array (any shape) of class indices in ``[0, num_classes)``.
+        num_classes: the size of the new last axis.
+        dtype: the result's dtype.
+
+    Raises:
+        TypeError: if ``indices`` are not integers.
+        ValueError: if an index lies outside ``[0, num_classes)``.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.one_hot(np.array([2, 0]), 3)
+    array([[0., 0., 1.],
+           [1., 0., 0.]])
+    """
+    indices = np.asarray(unbox(indices))
+    if indices.dtype == bool or not np.issubdtype(indices.dtype, np.integer):
+        raise TypeError(f"one_hot needs integer indices, got dtype {indices.dtype}")
+    num_classes = int(num_classes)
+    if num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be non-negative, got {num_classes}")
+    if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+        bad = indices[(indices < 0) | (indices >= num_classes)].flat[0]
+        raise ValueError(
+            f"one_hot: index {int(bad)} is out of range for num_classes={num_classes} "
+            f"(valid indices are 0 to {num_classes - 1})"
+        )
+    return np.equal(indices[..., None], np.arange(num_classes)).astype(dtype)

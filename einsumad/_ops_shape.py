@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._primitive import Primitive
-from ._tape import Tensor, unbox
+from ._tape import Tensor, strip_differentiation, unbox
 
-__all__ = ["reshape", "getitem", "scatter_add", "stack", "concatenate", "broadcast_to"]
+__all__ = ["reshape", "getitem", "scatter_add", "stack", "concatenate", "broadcast_to", "rearrange"]
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -48,47 +48,59 @@ def reshape(x: Any, shape: Any) -> Any:
 # ================================================================= indexing and scatter-add
 #   forward: y = x[idx]                     VJP: x̄ = 0; x̄[idx] += ḡ  (repeats accumulate)
 #   scatter_add is indexing's transpose     VJP: ḡ[idx]
+#
+#   Batch axes: ``nbatch`` leading axes of the operand are batch axes that the
+#   index does not touch. They are moved to the end before indexing, because
+#   NumPy puts the result axes of non-adjacent advanced indices (``x[i, :, j]``)
+#   first, before every sliced axis; trailing axes always stay trailing.
 
 
-def _batched_index(index: tuple, nbatch: int) -> tuple:
-    return (slice(None),) * nbatch + index
+def _to_back(a: np.ndarray, nbatch: int) -> np.ndarray:
+    return np.moveaxis(a, tuple(range(nbatch)), tuple(range(a.ndim - nbatch, a.ndim)))
 
 
-def _gather(x: Any, index: tuple) -> np.ndarray:
-    return np.asarray(x)[index]
+def _to_front(a: np.ndarray, nbatch: int) -> np.ndarray:
+    return np.moveaxis(a, tuple(range(a.ndim - nbatch, a.ndim)), tuple(range(nbatch)))
 
 
-def _scatter(g: Any, index: tuple, shape: tuple[int, ...]) -> np.ndarray:
+def _gather(x: Any, index: tuple, nbatch: int = 0) -> np.ndarray:
+    x = np.asarray(x)
+    if not nbatch:
+        return x[index]
+    return _to_front(_to_back(x, nbatch)[index], nbatch)
+
+
+def _scatter(g: Any, index: tuple, shape: tuple[int, ...], nbatch: int = 0) -> np.ndarray:
     g = np.asarray(g)
-    out = np.zeros(shape, dtype=g.dtype)
-    np.add.at(out, index, g)
-    return out
+    shape = tuple(shape)
+    out = np.zeros(shape[nbatch:] + shape[:nbatch], dtype=g.dtype)
+    np.add.at(out, index, _to_back(g, nbatch) if nbatch else g)
+    return _to_front(out, nbatch) if nbatch else out
 
 
 getitem_p = Primitive(_gather, name="getitem", batched=True)
 scatter_add_p = Primitive(_scatter, name="scatter_add", batched=True)
 
 
-def _getitem_vjp(g: Any, ans: Any, x: Any, index: tuple) -> Any:
-    nbatch = np.ndim(unbox(g)) - np.ndim(unbox(ans))
-    batch = _shape(g)[:nbatch]
-    return scatter_add_p(g, index=_batched_index(index, nbatch), shape=batch + _shape(x))
+def _getitem_vjp(g: Any, ans: Any, x: Any, index: tuple, nbatch: int = 0) -> Any:
+    extra = np.ndim(unbox(g)) - np.ndim(unbox(ans))
+    shape = _shape(g)[:extra] + _shape(x)
+    return scatter_add_p(g, index=index, shape=shape, nbatch=extra + nbatch)
 
 
-def _getitem_jvp(t: Any, ans: Any, x: Any, index: tuple) -> Any:
-    nbatch = np.ndim(unbox(t)) - np.ndim(unbox(x))
-    return getitem_p(t, index=_batched_index(index, nbatch))
+def _getitem_jvp(t: Any, ans: Any, x: Any, index: tuple, nbatch: int = 0) -> Any:
+    extra = np.ndim(unbox(t)) - np.ndim(unbox(x))
+    return getitem_p(t, index=index, nbatch=extra + nbatch)
 
 
-def _scatter_vjp(g: Any, ans: Any, x: Any, index: tuple, shape: tuple) -> Any:
-    nbatch = np.ndim(unbox(g)) - len(shape)
-    return getitem_p(g, index=_batched_index(index, nbatch))
+def _scatter_vjp(g: Any, ans: Any, x: Any, index: tuple, shape: tuple, nbatch: int = 0) -> Any:
+    extra = np.ndim(unbox(g)) - len(shape)
+    return getitem_p(g, index=index, nbatch=extra + nbatch)
 
 
-def _scatter_jvp(t: Any, ans: Any, x: Any, index: tuple, shape: tuple) -> Any:
-    nbatch = np.ndim(unbox(t)) - np.ndim(unbox(x))
-    batch = _shape(t)[:nbatch]
-    return scatter_add_p(t, index=_batched_index(index, nbatch), shape=batch + tuple(shape))
+def _scatter_jvp(t: Any, ans: Any, x: Any, index: tuple, shape: tuple, nbatch: int = 0) -> Any:
+    extra = np.ndim(unbox(t)) - np.ndim(unbox(x))
+    return scatter_add_p(t, index=index, shape=_shape(t)[:extra] + tuple(shape), nbatch=extra + nbatch)
 
 
 getitem_p.def_vjp(0, _getitem_vjp)
@@ -107,7 +119,7 @@ def normalize_index(index: Any, shape: tuple[int, ...]) -> tuple:
     out: list[Any] = []
     for item in index:
         if isinstance(item, Tensor):
-            item = unbox(item)
+            item = strip_differentiation(item)
         if isinstance(item, list):
             item = np.asarray(item)
         if isinstance(item, np.ndarray) and item.dtype == bool:
@@ -234,3 +246,50 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
     np.broadcast_shapes(_shape(x), shape)
     return broadcast_batched(x, _shape(x), shape)
+
+
+# ================================================================= rearrange
+#   forward: ungroup (reshape) -> permute (transpose) -> group (reshape)
+#   VJP:     the same three steps read backwards: rearrange(ḡ, reverse(pattern))
+
+
+def rearrange(x: Any, pattern: str, **axis_sizes: int) -> Any:
+    """Regroup and permute axes with an einops-style pattern.
+
+    Each side names the elementary axes; parentheses group adjacent ones into a
+    single axis, ``...`` stands for any other axes, ``()`` or ``1`` is a size-1
+    axis. Give the sizes that cannot be inferred from ``x.shape`` as keywords.
+    The op is a reshape, a transpose and a reshape, so its VJP is the
+    rearrangement with the reversed pattern: for ``"b s (h d) -> b h s d"`` the
+    cotangent goes through ``"b h s d -> b s (h d)"``.
+
+    Args:
+        x: array or traced tensor.
+        pattern: ``"left -> right"``, e.g. ``"b s (h d) -> b h s d"``.
+        **axis_sizes: sizes of elementary axes, e.g. ``h=4``.
+
+    Raises:
+        EinsumError: (a ``ValueError``) quoting the pattern and the shape when a
+            group does not divide its axis, a name appears on one side only, a
+            size is given for an axis not in the pattern, or the ranks differ.
+
+    >>> import numpy as np, einsumad as ea
+    >>> x = np.arange(12.0).reshape(1, 2, 6)
+    >>> ea.rearrange(x, "b s (h d) -> b h s d", h=3).shape
+    (1, 3, 2, 2)
+    >>> ea.rearrange(x, "b s c -> b (s c)")
+    array([[ 0.,  1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11.]])
+    """
+    from ._ops_math import transpose
+    from ._rearrange import plan
+
+    shape = _shape(x)
+    sizes = {k: int(v) if isinstance(v, np.integer) else v for k, v in axis_sizes.items()}
+    steps = plan(pattern, tuple(shape), tuple(sorted(sizes.items())))
+    if steps.elementary_shape != shape:
+        x = reshape_p(x, steps.elementary_shape)
+    if steps.permutation != tuple(range(len(steps.permutation))):
+        x = transpose(x, steps.permutation)
+    if steps.output_shape != _shape(x):
+        x = reshape_p(x, steps.output_shape)
+    return x

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _ops_compare as c
 from . import _ops_math as m
+from . import _ops_reduce as r
 from ._ops_shape import getitem, reshape
 from ._tape import Tensor, unbox
 
@@ -51,5 +52,7 @@ Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
 Tensor.T = property(lambda self: m.transpose(self))  # type: ignore[attr-defined]
 Tensor.sum = lambda self, axis=None, keepdims=False: m.sum(self, axis, keepdims)  # type: ignore[attr-defined]
 Tensor.mean = lambda self, axis=None, keepdims=False: m.mean(self, axis, keepdims)  # type: ignore[attr-defined]
+Tensor.max = lambda self, axis=None, keepdims=False: r.max(self, axis, keepdims)  # type: ignore[attr-defined]
+Tensor.min = lambda self, axis=None, keepdims=False: r.min(self, axis, keepdims)  # type: ignore[attr-defined]
 Tensor.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)  # type: ignore[attr-defined]
 Tensor.transpose = lambda self, *axes: m.transpose(self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None)  # type: ignore[attr-defined]
