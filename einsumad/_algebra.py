@@ -31,6 +31,7 @@ __all__ = [
     "with_batch",
     "broadcast_spec",
     "pairwise_steps",
+    "contract_delta",
 ]
 
 
@@ -203,6 +204,30 @@ def pairwise_steps(
     return steps
 
 
+def contract_delta(spec: Spec, k: int) -> Spec:
+    """Contract operand ``k``, a Kronecker delta, by relabelling.
+
+    Operand ``k``'s term is ``B + S`` with ``len(B) == len(S)`` and stands for
+    ``prod_i δ[B_i, S_i]``. Summing over ``B`` sets each ``B_i`` to ``S_i``: rename
+    ``B_i`` to ``S_i`` everywhere and drop the operand. A delta contracted with a
+    matrix becomes a transpose, a relabelled term, or a diagonal embedding
+    (a repeated output letter), never a product with an identity matrix.
+
+    >>> spec = Spec(("ij", "Zj"), "Zi", tuple((s, 2) for s in "ijZ"))
+    >>> str(contract_delta(spec, 1))      # X @ delta  ->  X^T laid out as Z,i
+    'ij->ji'
+    >>> spec = Spec(("ZYab", "ab"), "ZYab", tuple((s, 2) for s in "ZYab"))
+    >>> str(contract_delta(spec, 0))      # delta * f'(x)  ->  Diag(f'(x))
+    'ab->abab'
+    """
+    term = spec.inputs[k]
+    half = len(term) // 2
+    rename = dict(zip(term[:half], term[half:]))
+    relabel = lambda t: "".join(rename.get(s, s) for s in t)  # noqa: E731
+    others = tuple(relabel(t) for i, t in enumerate(spec.inputs) if i != k)
+    return Spec(others, relabel(spec.output), spec.sizes)
+
+
 def explicit(subscripts: str) -> str:
     """The subscripts with the output written out (NumPy's implicit rule).
 
@@ -213,5 +238,3 @@ def explicit(subscripts: str) -> str:
     return format_terms(sub.inputs, sub.output, sub.named)
 
 
-def is_ellipsis(token: str) -> bool:
-    return token == ELLIPSIS

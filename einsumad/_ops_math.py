@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _algebra
 from ._backend import contraction_path, evaluate
+from ._delta import KroneckerDelta
 from ._ops_compare import greater, step
 from ._primitive import Primitive
 from ._subscripts import Spec, parse, resolve
@@ -70,7 +71,10 @@ def _tangent_spec(spec: Spec, k: int, nbatch: int) -> Spec:
 def _einsum_vjp(k: int) -> Callable[..., Any]:
     def vjp(g: Any, ans: Any, *operands: Any, spec: Spec) -> Any:
         swapped = _swapped(spec, k, _ndim(g) - len(spec.output))
-        return einsum_p(g, *operands[:k], *operands[k + 1 :], spec=swapped)
+        others = operands[:k] + operands[k + 1 :]
+        if isinstance(g, KroneckerDelta) and others:
+            return einsum_p(*others, spec=_delta_contracted(swapped, 0))
+        return einsum_p(g, *others, spec=swapped)
 
     return vjp
 
@@ -78,9 +82,17 @@ def _einsum_vjp(k: int) -> Callable[..., Any]:
 def _einsum_jvp(k: int) -> Callable[..., Any]:
     def jvp(t: Any, ans: Any, *operands: Any, spec: Spec) -> Any:
         tangent_spec = _tangent_spec(spec, k, _ndim(t) - len(spec.inputs[k]))
+        if isinstance(t, KroneckerDelta) and len(operands) > 1:
+            others = operands[:k] + operands[k + 1 :]
+            return einsum_p(*others, spec=_delta_contracted(tangent_spec, k))
         return einsum_p(*operands[:k], t, *operands[k + 1 :], spec=tangent_spec)
 
     return jvp
+
+
+@functools.lru_cache(maxsize=4096)
+def _delta_contracted(spec: Spec, k: int) -> Spec:
+    return _algebra.contract_delta(spec, k)
 
 
 for _k in range(MAX_OPERANDS):
@@ -269,6 +281,13 @@ divide_p = _binary_elementwise(
 )
 
 
+def _power_base_partial(x: Any, y: Any) -> Any:
+    """y x^(y-1); for a constant exponent, written as a person would (2x for x**2)."""
+    if isinstance(y, (int, float)) and not isinstance(y, bool):
+        return multiply(x, 2) if y == 2 else multiply(power(x, y - 1), y)
+    return multiply(y, power(x, subtract(y, 1)))
+
+
 def _safe_log(x: Any) -> Any:
     """log(x) where x > 0, else 0: the exponent's partial of x**y at x <= 0."""
     positive = greater(x, 0)
@@ -279,7 +298,7 @@ power_p = _binary_elementwise(
     "power",
     np.power,
     (
-        lambda ans, x, y: multiply(y, power(x, subtract(y, 1))),
+        lambda ans, x, y: _power_base_partial(x, y),
         lambda ans, x, y: multiply(_safe_log(x), ans),
     ),
 )
@@ -467,9 +486,28 @@ def matmul(a: Any, b: Any) -> Any:
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     """Permute axes (reverse them by default): the einsum ``ij->ji``."""
     ndim = _ndim(x)
-    order = tuple(reversed(range(ndim))) if axes is None else tuple(int(a) % ndim if ndim else a for a in axes)
+    if axes is None:
+        order = tuple(reversed(range(ndim)))
+    else:
+        for a in axes:
+            if not -ndim <= int(a) < ndim:
+                raise np.exceptions.AxisError(f"axis {a} is out of range for an array of dimension {ndim}")
+        order = tuple(int(a) % ndim for a in axes)
     if sorted(order) != list(range(ndim)):
         raise ValueError(f"axes {tuple(axes) if axes is not None else None} are not a permutation of {ndim} axes")
     letters = _algebra.fresh_symbols("", ndim)
     subscripts = letters + "->" + "".join(letters[a] for a in order)
     return einsum_p(x, spec=_einsum_spec(subscripts, _shape(x)))
+
+
+# ================================================================= dtype conversion
+#   forward: y = x as dtype       VJP: ḡ as x's dtype       JVP: ẋ as dtype
+
+astype_p = Primitive(lambda x, dtype: np.asarray(x).astype(dtype, copy=False), name="astype", batched=True)
+astype_p.def_vjp(0, lambda g, ans, x, dtype: astype_p(g, dtype=np.result_type(unbox(x))))
+astype_p.def_jvp(0, lambda t, ans, x, dtype: astype_p(t, dtype=dtype))
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    """``x`` converted to ``dtype``; derivatives convert back."""
+    return astype_p(x, dtype=np.dtype(dtype))

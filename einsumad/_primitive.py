@@ -99,9 +99,10 @@ class Primitive:
         expected = np.shape(unbox(like))
         got = np.shape(unbox(result))
         if got != expected:
+            what = "argument" if kind == "VJP" else "output"
             raise ValueError(
                 f"the {kind} of primitive {self.name!r} returned shape {got}, but its "
-                f"argument has shape {expected}"
+                f"{what} has shape {expected}"
             )
         return result
 

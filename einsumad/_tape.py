@@ -32,16 +32,18 @@ __all__ = ["Trace", "Node", "Tensor", "bind", "new_trace", "backward", "unbox", 
 
 REVERSE = "rev"
 FORWARD = "fwd"
+STAGE = "stage"  # ea.compile: record primitive calls into a straight-line program
 
 
 class Trace:
     """One level of differentiation: a reverse (tape) or forward (tangent) trace."""
 
-    __slots__ = ("level", "mode")
+    __slots__ = ("level", "mode", "recorder")
 
-    def __init__(self, level: int, mode: str) -> None:
+    def __init__(self, level: int, mode: str, recorder: Any = None) -> None:
         self.level = level
         self.mode = mode
+        self.recorder = recorder  # for STAGE traces: called as recorder(prim, args, ans, params)
 
     def __repr__(self) -> str:
         return f"Trace(level={self.level}, mode={self.mode!r})"
@@ -51,12 +53,12 @@ _depth = 0
 
 
 @contextlib.contextmanager
-def new_trace(mode: str) -> Iterator[Trace]:
+def new_trace(mode: str, recorder: Any = None) -> Iterator[Trace]:
     """Open a trace one level above every trace currently open."""
     global _depth
     _depth += 1
     try:
-        yield Trace(_depth, mode)
+        yield Trace(_depth, mode, recorder)
     finally:
         _depth -= 1
 
@@ -142,16 +144,16 @@ class Tensor:
         )
 
     def __bool__(self) -> bool:
-        return bool(unbox(self))
+        return bool(_concrete(self, "bool"))
 
     def __float__(self) -> float:
-        return float(unbox(self))
+        return float(_concrete(self, "float"))
 
     def __int__(self) -> int:
-        return int(unbox(self))
+        return int(_concrete(self, "int"))
 
     def __index__(self) -> int:
-        return int(unbox(self))
+        return int(_concrete(self, "int"))
 
     __hash__ = object.__hash__
 
@@ -161,6 +163,30 @@ def unbox(x: Any) -> Any:
     while isinstance(x, Tensor):
         x = x.value
     return x
+
+
+def strip_differentiation(x: Any) -> Any:
+    """The value inside every differentiation box, keeping a staging box if any.
+
+    Used for constants derived from traced values (conditions, index arrays):
+    they carry no derivative, but a compiled program must still recompute them.
+    """
+    while isinstance(x, Tensor) and x.trace.mode != STAGE:
+        x = x.value
+    return x
+
+
+def _concrete(x: Tensor, kind: str) -> Any:
+    """The value of ``x`` for Python control flow; refused while compiling."""
+    if isinstance(strip_differentiation(x), Tensor):
+        raise TypeError(
+            f"a traced value was converted to {kind} inside ea.compile: Python control "
+            "flow on values is frozen when the function is traced, so the compiled "
+            "program would silently take the same branch for every input. Use "
+            "ea.where(cond, a, b) for value-dependent choices, or call the function "
+            "without ea.compile."
+        )
+    return unbox(x)
 
 
 def is_traced(x: Any) -> bool:
@@ -175,11 +201,13 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
             top = a.trace
     if top is None:
         return prim.impl(*args, **params)
-    if not prim.differentiable:
-        # No derivative flows through (comparisons, masks): evaluate on the values.
-        return bind(prim, tuple(unbox(a) for a in args), params)
     inner = tuple(a.value if isinstance(a, Tensor) and a.trace is top else a for a in args)
+    if not prim.differentiable and top.mode != STAGE:
+        # No derivative flows through (comparisons, masks): evaluate on the values.
+        return bind(prim, inner, params)
     ans = bind(prim, inner, params)
+    if top.mode == STAGE:
+        return top.recorder(prim, args, ans, params)
     if top.mode == REVERSE:
         parents = tuple(
             (i, a.node) for i, a in enumerate(args) if isinstance(a, Tensor) and a.trace is top

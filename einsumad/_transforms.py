@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ._delta import KroneckerDelta
 from ._pytree import TreeDef, tree_flatten, tree_unflatten
 from ._tape import FORWARD, REVERSE, Node, Tensor, backward, new_trace, unbox
 
@@ -43,9 +44,13 @@ def _as_primal(x: Any, where: str) -> Any:
 
 def _finish(g: Any, primal: Any) -> Any:
     """A gradient as the user expects it: shape and dtype of its primal, writable."""
-    if isinstance(g, Tensor):
-        return g
     dtype = _dtype(primal)
+    if isinstance(g, Tensor):
+        if g.dtype == dtype:
+            return g
+        from ._ops_math import astype
+
+        return astype(g, dtype)
     if isinstance(g, np.ndarray) and g.dtype == dtype and g.flags.writeable and g.flags.owndata:
         return g
     return np.array(g, dtype=dtype, copy=True)
@@ -208,6 +213,7 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Ca
             return (out_value, aux_box[0]), g
         return out_value, g
 
+    value_and_grad_fun._einsumad_transform = name if name != "grad" else "value_and_grad"  # type: ignore[attr-defined]
     return value_and_grad_fun
 
 
@@ -234,6 +240,7 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
         value, g = value_and_grad_fun(*args, **kwargs)
         return (g, value[1]) if has_aux else g
 
+    grad_fun._einsumad_transform = "grad"  # type: ignore[attr-defined]
     return grad_fun
 
 
@@ -293,7 +300,7 @@ def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]
             if t_leaves and nbatch:
                 batch = _shape(t_leaves[0])[:nbatch]
             boxes = [
-                Tensor(_as_primal(x, "jvp"), trace, tangent=dx if isinstance(dx, Tensor) else np.asarray(dx))
+                Tensor(_as_primal(x, "jvp"), trace, tangent=dx if isinstance(dx, (Tensor, KroneckerDelta)) else np.asarray(dx))
                 for x, dx in zip(p_leaves, t_leaves)
             ]
             boxed.append(tree_unflatten(p_def, boxes))
@@ -316,43 +323,63 @@ def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]
 # ================================================================= Jacobians and Hessians
 
 
-def _delta(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+def _delta(shape: tuple[int, ...], dtype: Any) -> KroneckerDelta:
     """The Kronecker delta δ[a, b] with a, b ranging over ``shape``: a stack of
-    unit directions, one per element, carrying ``shape`` as batch axes."""
-    n = int(np.prod(shape, dtype=np.int64))
-    return np.eye(n, dtype=dtype).reshape(shape + shape)
+    unit directions, one per element, carrying ``shape`` as batch axes. It stays
+    symbolic, so the first einsum it meets relabels instead of multiplying."""
+    return KroneckerDelta(shape, dtype)
+
+
+def _replace_leaf(tree: Any, position: int, leaf: Any) -> Any:
+    leaves, treedef = tree_flatten(tree)
+    leaves[position] = leaf
+    return tree_unflatten(treedef, leaves)
 
 
 def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
-    """The Jacobian by forward mode: one pass with a delta-seeded batch of tangents.
+    """The Jacobian by forward mode: one pass per input leaf, seeded with a delta.
 
-    Cheaper when the inputs are smaller than the output. The result has shape
-    ``out.shape + arg.shape``.
+    Cheaper when the inputs are smaller than the output. Each block has shape
+    ``out.shape + arg.shape``; pytrees of outputs and arguments nest as in JAX.
     """
 
     @functools.wraps(fun)
     def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums_tuple(argnums, len(args), "jacfwd")
-        per_arg = []
+        blocks: list[list[Any]] = []  # per argument: per output leaf, the list of input-leaf blocks
+        out_def = None
+        in_defs = []
         for n in nums:
-            x = _as_primal(args[n], "jacfwd")
-            seed = _delta(_shape(x), _dtype(x))
-            _, tangent_out, out_def = _push_forward(
-                _with_args(fun, args, (n,), kwargs), (x,), (seed,), nbatch=np.ndim(unbox(x))
-            )
-            leaves, _ = tree_flatten(tangent_out)
-            moved = [_move_batch_last(t, np.ndim(unbox(x))) for t in leaves]
-            per_arg.append((moved, out_def))
-        return _assemble(per_arg, argnums)
+            leaves, in_def = tree_flatten(args[n])
+            in_defs.append(in_def)
+            per_leaf = []
+            for j, leaf in enumerate(leaves):
+                x = _as_primal(leaf, "jacfwd")
 
+                def of_leaf(value: Any, n: int = n, j: int = j) -> Any:
+                    full = list(args)
+                    full[n] = _replace_leaf(args[n], j, value)
+                    return fun(*full, **kwargs)
+
+                _, tangent_out, out_def = _push_forward(
+                    of_leaf, (x,), (_delta(_shape(x), _dtype(x)),), nbatch=np.ndim(unbox(x))
+                )
+                out_leaves, _ = tree_flatten(tangent_out)
+                per_leaf.append([_move_batch_last(t, np.ndim(unbox(x))) for t in out_leaves])
+            # transpose to per output leaf
+            n_out = len(per_leaf[0]) if per_leaf else 0
+            blocks.append([[per_leaf[j][i] for j in range(len(per_leaf))] for i in range(n_out)])
+        return _assemble(blocks, in_defs, out_def, argnums)
+
+    jacobian_fun._einsumad_transform = "jacfwd"  # type: ignore[attr-defined]
     return jacobian_fun
 
 
 def jacrev(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
-    """The Jacobian by reverse mode: one backward pass seeded with a delta.
+    """The Jacobian by reverse mode: one backward pass per output leaf, seeded with a delta.
 
-    Cheaper when the output is smaller than the inputs. The result has shape
-    ``out.shape + arg.shape``.
+    Cheaper when the output is smaller than the inputs. Each block has shape
+    ``out.shape + arg.shape``; pytrees of outputs and arguments nest as in JAX.
     """
 
     @functools.wraps(fun)
@@ -361,11 +388,13 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any
         recording = _Recording(_with_args(fun, args, nums, kwargs), [args[n] for n in nums], "jacrev")
         return _jacobian_from_recording(recording, argnums)
 
+    jacobian_fun._einsumad_transform = "jacrev"  # type: ignore[attr-defined]
     return jacobian_fun
 
 
 def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
-    columns = []  # per output leaf: per argument, the Jacobian block
+    n_args = len(recording.in_leaves)
+    blocks: list[list[Any]] = [[] for _ in range(n_args)]
     for i, value in enumerate(recording.out_values):
         seeds = [
             _delta(_shape(value), np.result_type(unbox(value)))
@@ -374,15 +403,17 @@ def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
             for j, o in enumerate(recording.out_values)
         ]
         grads = recording.pullback(seeds, nbatch=np.ndim(unbox(value)))
-        columns.append([g[0] for g in grads])
-    per_arg = [([col[k] for col in columns], recording.out_def) for k in range(len(recording.in_leaves))]
-    return _assemble(per_arg, argnums)
+        for k in range(n_args):
+            blocks[k].append(grads[k])
+    return _assemble(blocks, recording.in_defs, recording.out_def, argnums)
 
 
 def _move_batch_last(t: Any, nbatch: int) -> Any:
     """Axes ``batch + out`` to ``out + batch``."""
     from ._ops_math import transpose
 
+    if isinstance(t, KroneckerDelta):
+        t = np.asarray(t)
     ndim = np.ndim(unbox(t))
     order = tuple(range(nbatch, ndim)) + tuple(range(nbatch))
     if order == tuple(range(ndim)):
@@ -392,14 +423,15 @@ def _move_batch_last(t: Any, nbatch: int) -> Any:
     return np.ascontiguousarray(np.transpose(t, order))
 
 
-def _assemble(per_arg: list[tuple[list[Any], TreeDef]], argnums: Any) -> Any:
-    """Jacobian blocks into the output's pytree, a tuple per leaf when argnums is a tuple."""
-    out_def = per_arg[0][1]
-    n_leaves = len(per_arg[0][0])
-    if isinstance(argnums, int):
-        return tree_unflatten(out_def, per_arg[0][0])
-    leaves = [tuple(blocks[i] for blocks, _ in per_arg) for i in range(n_leaves)]
-    return tree_unflatten(out_def, leaves)
+def _assemble(blocks: list[list[list[Any]]], in_defs: list[TreeDef], out_def: Any, argnums: Any) -> Any:
+    """Jacobian blocks into nested pytrees: the output's structure, then (a tuple over
+    argnums, when argnums is a tuple) each argument's structure."""
+    n_out = len(blocks[0]) if blocks else 0
+    per_out = []
+    for i in range(n_out):
+        trees = [tree_unflatten(in_defs[k], blocks[k][i]) for k in range(len(blocks))]
+        per_out.append(trees[0] if isinstance(argnums, int) else tuple(trees))
+    return tree_unflatten(out_def, per_out)
 
 
 def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -427,6 +459,7 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., A
             return _jacobian_from_recording(recording, argnums)
         return jacfwd(fun, argnums)(*args, **kwargs)
 
+    jacobian_fun._einsumad_transform = "jacobian"  # type: ignore[attr-defined]
     return jacobian_fun
 
 
@@ -448,4 +481,6 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., An
     def grad_only(*args: Any, **kwargs: Any) -> Any:
         return gradient(*args, **kwargs)[1]
 
-    return functools.wraps(fun)(jacfwd(grad_only, argnums))
+    hessian_fun = functools.wraps(fun)(jacfwd(grad_only, argnums))
+    hessian_fun._einsumad_transform = "hessian"
+    return hessian_fun

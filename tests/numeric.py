@@ -39,9 +39,9 @@ def numerical_jacobian(
     for index in np.ndindex(x.shape):
         old = x[index]
         x[index] = old + eps
-        up = np.asarray(fun(*args), dtype=np.float64)
+        up = np.array(fun(*args), dtype=np.float64)
         x[index] = old - eps
-        down = np.asarray(fun(*args), dtype=np.float64)
+        down = np.array(fun(*args), dtype=np.float64)
         x[index] = old
         jac[(Ellipsis,) + index] = (up - down) / (2 * eps)
     return jac
