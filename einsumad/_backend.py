@@ -41,7 +41,7 @@ def evaluate(spec: Spec, *arrays: Any) -> np.ndarray:
     array([[1., 0.],
            [0., 2.]])
     """
-    return plan(spec, tuple(np.shape(a) for a in arrays))(*arrays)
+    return plan(spec, tuple(a.shape if isinstance(a, np.ndarray) else np.shape(a) for a in arrays))(*arrays)
 
 
 def _letters(spec_terms: Sequence[str]) -> dict[str, str]:

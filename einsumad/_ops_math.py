@@ -142,7 +142,7 @@ def einsum(subscripts: str, *operands: Any, sizes: Mapping[str, int] | None = No
     """
     operands_list = _as_operands(operands)
     shapes = tuple(_shape(o) for o in operands_list)
-    spec = _resolved(subscripts, shapes, tuple(sorted((sizes or {}).items())))
+    spec = _resolved(subscripts, shapes, tuple(sorted(sizes.items())) if sizes else ())
     if len(operands_list) <= 2 or not any(isinstance(o, Tensor) for o in operands_list):
         return einsum_p(*operands_list, spec=spec)
     return _contract_pairwise(spec, operands_list, shapes)

@@ -79,8 +79,10 @@ class Primitive:
                 f"no VJP is defined for argument {argnum} of primitive {self.name!r}; "
                 f"declare one with ea.defvjp({self.name}, ...)"
             )
+        if self.batched:
+            return rule(g, ans, *args, **params)
         extra = np.ndim(unbox(g)) - np.ndim(unbox(ans))
-        if self.batched or extra == 0:
+        if extra == 0:
             return self._checked(rule(g, ans, *args, **params), args[argnum], extra, "VJP")
         return _map_leading(lambda gi: self.vjp(argnum, gi, ans, args, params), g, extra)
 

@@ -92,6 +92,10 @@ class Spec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_size_map", dict(self.sizes))
+        object.__setattr__(self, "_hash", hash((self.inputs, self.output, self.sizes)))
+
+    def __hash__(self) -> int:  # cached: specs key every plan and swap cache
+        return self._hash  # type: ignore[attr-defined,no-any-return]
 
     def __str__(self) -> str:
         return ",".join(self.inputs) + "->" + self.output

@@ -229,16 +229,16 @@ def _accumulate(total: Any, more: Any) -> Any:
 
 def _toposort(ends: list[Node]) -> list[Node]:
     """Nodes reachable from ``ends``, each after every node that consumes it."""
+    roots = list(dict.fromkeys(ends))
     consumers: dict[Node, int] = {}
-    stack = list(dict.fromkeys(ends))
-    roots = list(stack)
+    visited = set(roots)
+    stack = list(roots)
     while stack:
         node = stack.pop()
         for _, parent in node.parents:
-            if parent in consumers:
-                consumers[parent] += 1
-            else:
-                consumers[parent] = 1
+            consumers[parent] = consumers.get(parent, 0) + 1
+            if parent not in visited:
+                visited.add(parent)
                 stack.append(parent)
     order: list[Node] = []
     ready = [node for node in roots if node not in consumers]

@@ -282,3 +282,17 @@ def test_vjp_cotangent_shape_mismatch():
     _, vjp_fn = ea.vjp(lambda x: x * 2, np.ones(3))
     with pytest.raises(ValueError, match="shape"):
         vjp_fn(np.ones(4))
+
+
+def test_vjp_when_one_output_is_an_ancestor_of_another():
+    """Regression: seeds that are ancestors of other seeds were double counted."""
+    x = np.array([0.5, 1.0])
+    (g,) = ea.vjp(lambda x: (ea.sin(x), ea.sin(x) * 3.0), x)[1]((np.ones(2), np.ones(2)))
+    np.testing.assert_allclose(g, 4 * np.cos(x))
+
+    def shared(x):
+        y = ea.sin(x)
+        return y, y * 3.0
+
+    (g,) = ea.vjp(shared, x)[1]((np.ones(2), np.ones(2)))
+    np.testing.assert_allclose(g, 4 * np.cos(x))
