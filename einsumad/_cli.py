@@ -1,0 +1,364 @@
+"""The command line: ``python -m einsumad vjp ...`` and ``python -m einsumad check ...``.
+
+``vjp`` shows the swap rule at work: for every operand of an einsum, the
+subscripts of its vector-Jacobian product and, where one exists, the matrix
+form a matrix-calculus text would write. ``check`` runs
+:func:`einsumad.check_grads` on random data of the given shapes.
+
+Exit status: 0 on success, 1 when a gradient check fails, 2 on bad input
+(malformed subscripts, shapes that do not parse or do not fit), reported in one
+line ``einsumad: error: ...`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any, Callable, NoReturn, Sequence
+
+import numpy as np
+
+from ._algebra import vjp_subscripts
+from ._errors import EinsumError
+from ._subscripts import parse
+
+__all__ = ["main"]
+
+PROG = "python -m einsumad"
+
+_DESCRIPTION = """\
+einsumad: automatic differentiation in tensor index notation.
+
+Every VJP is a subscript swap: the output's term and operand k's term trade
+places. `vjp` prints the swapped subscripts (and their matrix form); `check`
+compares reverse mode, forward mode and finite differences on random data."""
+
+_VJP_EPILOG = """\
+The VJP with respect to operand k is the einsum of the cotangent g (shaped like
+the output) with the other operands, whose result carries operand k's term.
+
+examples:
+  python -m einsumad vjp "ij,j->i"               # W^T g: the transpose appears by itself
+  python -m einsumad vjp "ij,jk->ik" --names A,B
+  python -m einsumad vjp "batch in, in out -> batch out"
+"""
+
+_CHECK_EPILOG = """\
+Operands are standard normal random arrays of the given shapes. Each shape is
+sizes joined by 'x' (3x4); a scalar operand is '()'. Exits 1 if a derivative
+disagrees with central finite differences.
+
+examples:
+  python -m einsumad check "ij,jk->ik" --shapes 3x4,4x5
+  python -m einsumad check "ii->" --shapes 4x4 --order 2
+  python -m einsumad check "i->ij" --shapes 3 --sizes j=2 --dtype float32
+  python -m einsumad check "ij,j->i" --shapes 3x4,4 --wrong-vjp 0   # see a failure report
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(message)
+
+
+class _BadInput(Exception):
+    """Input the command line rejects (exit status 2)."""
+
+
+def _report(message: str) -> None:
+    """One line on stderr: the first line of ``message`` (a subscript pointer is dropped)."""
+    lines = str(message).strip().splitlines()
+    print(f"einsumad: error: {lines[0] if lines else 'bad input'}", file=sys.stderr)
+
+
+def _fail(message: str) -> NoReturn:
+    _report(message)
+    raise SystemExit(2)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog=PROG, description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"einsumad {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{vjp,check}", required=True)
+
+    vjp = commands.add_parser(
+        "vjp",
+        help="print every operand's VJP subscripts and matrix form",
+        description="Print, for every operand of an einsum, the VJP subscripts given by the\n"
+        "swap rule and their matrix form (where every term has at most two indices).",
+        epilog=_VJP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    vjp.add_argument("subscripts", help='einsum subscripts, e.g. "ij,j->i"')
+    vjp.add_argument("--names", help="comma-separated operand names for the matrix form, e.g. W,a")
+    vjp.set_defaults(run=_run_vjp)
+
+    check = commands.add_parser(
+        "check",
+        help="check the einsum's derivatives against finite differences on random data",
+        description="Run einsumad.check_grads on an einsum of random operands: reverse mode,\n"
+        "forward mode and central finite differences must agree.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("subscripts", help='einsum subscripts, e.g. "ij,jk->ik"')
+    check.add_argument(
+        "--shapes", required=True, help="operand shapes, comma-separated, e.g. 3x4,4x5"
+    )
+    check.add_argument(
+        "--sizes", help="sizes of output indices found in no operand, e.g. j=3,k=2"
+    )
+    check.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    check.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64",
+        help="dtype of the operands (default float64); tolerances follow it",
+    )
+    check.add_argument(
+        "--order", type=int, choices=(1, 2), default=1, help="derivative order (default 1)"
+    )
+    check.add_argument("--names", help="comma-separated operand names for the report")
+    check.add_argument(
+        "--wrong-vjp", type=int, metavar="K", default=None,
+        help="demonstration: give operand K a deliberately wrong VJP (twice the true one) "
+        "to see how a broken rule is reported",
+    )
+    check.set_defaults(run=_run_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 check failed, 2 bad input).
+
+    Args:
+        argv: the arguments after ``python -m einsumad`` (default: ``sys.argv[1:]``).
+
+    >>> main(["vjp", "ij,j->i", "--names", "W,a"])  # doctest: +NORMALIZE_WHITESPACE
+    einsum ij,j->i   matrix form: W a   (cotangent g, term i)
+    operand  name  term  VJP subscripts  matrix form
+    0        W     ij    i,j->ij         g a^T
+    1        a     j     i,ij->j         W^T g
+    0
+    """
+    try:
+        args = _parser().parse_args(argv)  # --help and --version exit 0, bad usage 2
+        return int(args.run(args))
+    except (_BadInput, EinsumError) as error:
+        _report(str(error))
+        return 2
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
+
+
+# ===================================================================== vjp
+
+
+def _matrix_form() -> Callable[..., str | None] | None:
+    """The matrix-form renderer, when this build has it."""
+    try:
+        from ._matrix import matrix_form
+    except ImportError:
+        return None
+    return matrix_form
+
+
+def _names(text: str | None, terms: Sequence[Sequence[str]]) -> list[str]:
+    if text is None:
+        try:
+            from ._matrix import default_names
+
+            return list(default_names(terms))
+        except ImportError:
+            letters = "ABCDEFHKLMNPQRSUVWXYZ"
+            return [letters[k % len(letters)] if len(t) == 2 else letters[k % len(letters)].lower()
+                    for k, t in enumerate(terms)]
+    names = [n.strip() for n in text.split(",")]
+    if len(names) != len(terms) or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names):
+        raise _BadInput(
+            f"--names {text!r}: give {len(terms)} comma-separated name(s), one per operand"
+        )
+    return names
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
+    )
+
+
+def _run_vjp(args: argparse.Namespace) -> int:
+    sub = parse(args.subscripts)
+    names = _names(args.names, sub.inputs)
+    cot = "G" if len(sub.output) == 2 else "g"
+    while cot in names:
+        cot += "_out"
+    form = _matrix_form()
+    ascii_only = not _encodable("⊙")
+
+    def render(subscripts: str, operand_names: list[str]) -> str:
+        if form is None:
+            return ""
+        text = form(subscripts, operand_names, ascii=ascii_only)
+        return "(none)" if text is None else text
+
+    explicit = str(sub)
+    head = f"einsum {explicit}"
+    if form is not None:
+        head += f"   matrix form: {render(explicit, names)}"
+    head += f"   (cotangent {cot}, term {_term(sub.output, sub.named)})"
+    rows = [["operand", "name", "term", "VJP subscripts"] + (["matrix form"] if form else [])]
+    for k, term in enumerate(sub.inputs):
+        swapped = vjp_subscripts(args.subscripts, k)
+        others = [n for j, n in enumerate(names) if j != k]
+        row = [str(k), names[k], _term(term, sub.named), swapped]
+        if form is not None:
+            row.append(render(swapped, [cot, *others]))
+        rows.append(row)
+    print(head)
+    print(_table(rows))
+    return 0
+
+
+def _term(term: Sequence[str], named: bool) -> str:
+    text = (" " if named else "").join(term)
+    return text if text else "(scalar)"
+
+
+# ===================================================================== check
+
+
+_SHAPE = re.compile(r"\d+(x\d+)*")
+
+
+def _parse_shapes(text: str) -> list[tuple[int, ...]]:
+    shapes = []
+    for piece in text.split(","):
+        piece = piece.strip().lower()
+        if piece in ("()", "", "scalar"):
+            shapes.append(())
+        elif _SHAPE.fullmatch(piece):
+            shapes.append(tuple(int(n) for n in piece.split("x")))
+        else:
+            raise _BadInput(
+                f"--shapes {text!r}: {piece!r} is not a shape; write sizes joined by 'x' "
+                "(3x4), '()' for a scalar, and separate operands with commas"
+            )
+    return shapes
+
+
+def _parse_sizes(text: str | None) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    if not text:
+        return sizes
+    for piece in text.split(","):
+        match = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*", piece)
+        if not match:
+            raise _BadInput(f"--sizes {text!r}: {piece.strip()!r} is not index=size (e.g. j=3)")
+        sizes[match.group(1)] = int(match.group(2))
+    return sizes
+
+
+def _einsum_fun(subscripts: str, sizes: dict[str, int], wrong: int | None, n: int) -> Callable:
+    """``ops -> einsum(subscripts, *ops)``, optionally with operand ``wrong``'s VJP doubled."""
+    from ._ops_math import einsum
+
+    if wrong is None:
+        return lambda *ops: einsum(subscripts, *ops, sizes=sizes)
+    if not 0 <= wrong < n:
+        raise _BadInput(f"--wrong-vjp {wrong}: there is no operand {wrong} (there are {n})")
+    from ._primitive import defjvp, defvjp, primitive
+    from ._transforms import jvp, vjp
+
+    def broken_einsum(*ops: Any) -> Any:
+        return einsum(subscripts, *ops, sizes=sizes)
+
+    prim = primitive(broken_einsum)
+
+    def along(k: int, ops: tuple) -> Callable:
+        def partial(x: Any) -> Any:
+            return einsum(subscripts, *ops[:k], x, *ops[k + 1 :], sizes=sizes)
+
+        return partial
+
+    def vjp_maker(k: int) -> Callable:
+        factor = 2.0 if k == wrong else 1.0
+        return lambda ans, *ops: lambda g: vjp(along(k, ops), ops[k])[1](g)[0] * factor
+
+    def jvp_rule(k: int) -> Callable:
+        return lambda t, ans, *ops: jvp(along(k, ops), (ops[k],), (t,))[1]
+
+    defvjp(prim, *[vjp_maker(k) for k in range(n)])
+    defjvp(prim, *[jvp_rule(k) for k in range(n)])
+    return prim
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from ._ops_math import einsum
+    from .testing import _check_grads
+
+    sub = parse(args.subscripts)
+    shapes = _parse_shapes(args.shapes)
+    if len(shapes) != len(sub.inputs):
+        raise _BadInput(
+            f"--shapes gives {len(shapes)} shape(s) but {args.subscripts!r} has "
+            f"{len(sub.inputs)} operand(s)"
+        )
+    sizes = _parse_sizes(args.sizes)
+    names = _names(args.names, sub.inputs)
+    dtype = np.dtype(args.dtype)
+    try:  # do the shapes fit the subscripts?
+        out = einsum(args.subscripts, *[np.zeros(s, dtype) for s in shapes], sizes=sizes)
+    except (EinsumError, ValueError) as error:
+        message = re.sub(r"pass sizes=\{'(\w+)': n\}", r"pass --sizes \1=N", str(error))
+        raise _BadInput(message) from None
+    rng = np.random.default_rng(args.seed)
+    operands = tuple(rng.standard_normal(s).astype(dtype) for s in shapes)
+    fun = _einsum_fun(args.subscripts, sizes, args.wrong_vjp, len(shapes))
+    report = _check_grads(
+        fun, operands, args.order, ("rev", "fwd"), None, None, None, args.seed, names=names
+    )
+    shown = ", ".join("x".join(map(str, s)) or "()" for s in shapes)
+    print(
+        f"check_grads on einsum {sub} with random {dtype} operands of shapes {shown} "
+        f"(seed {args.seed}, order {args.order}; output shape {np.shape(out)})"
+    )
+    header = ["operand", "name", "term", "shape", "rev", "fwd"]
+    if args.order == 2:
+        header += ["order 2"]
+    rows = [header + ["max |error|", "checked"]]
+    for k, (term, shape) in enumerate(zip(sub.inputs, shapes)):
+        mine = [o for o in report.outcomes if o.position == k]
+
+        def verdict(found: list) -> str:
+            return "-" if not found else "ok" if all(o.ok for o in found) else "FAIL"
+
+        row = [str(k), names[k], _term(term, sub.named), "x".join(map(str, shape)) or "()"]
+        row += [verdict([o for o in mine if o.mode == m and o.order == 1]) for m in ("rev", "fwd")]
+        if args.order == 2:
+            row.append(verdict([o for o in mine if o.order == 2]))
+        first = [o for o in mine if o.order == 1]
+        worst = max((o.max_error for o in mine), default=0.0)
+        row += [f"{worst:.1e}", first[0].how if first else "-"]
+        rows.append(row)
+    print(_table(rows))
+    if report.failures:
+        print()
+        print(report.message())
+        return 1
+    print("all derivatives agree with central finite differences")
+    return 0
