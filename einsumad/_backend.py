@@ -130,6 +130,29 @@ def _plan_core(inputs: tuple[str, ...], core: str, shapes: tuple[tuple[int, ...]
     return functools.partial(np.einsum, equation)
 
 
+def _plan_matrix_product(a_term: str, b_term: str, core: str) -> Plan | None:
+    """Matrix and vector products (at most one letter per role) as ``a @ b``
+    with transposed views, exactly as written by hand; None otherwise."""
+    shared = [s for s in a_term if s in b_term]
+    if len(a_term) > 2 or len(b_term) > 2 or len(shared) != 1 or shared[0] in core:
+        return None
+    (k,) = shared
+    left = [s for s in a_term if s != k]
+    right = [s for s in b_term if s != k]
+    if sorted(left + right) != sorted(core):
+        return None
+    transpose_a = len(a_term) == 2 and a_term[0] == k
+    transpose_b = len(b_term) == 2 and b_term[1] == k
+    transpose_out = len(core) == 2 and core[0] != (left + right)[0]
+
+    def run(a: Any, b: Any) -> np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
+        c = np.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
+        return c.T if transpose_out else c
+
+    return run
+
+
 def _plan_matmul(
     a_term: str, b_term: str, core: str, shape_a: tuple[int, ...], shape_b: tuple[int, ...]
 ) -> Plan:
@@ -143,6 +166,9 @@ def _plan_matmul(
     """
     size = dict(zip(a_term, shape_a)) | dict(zip(b_term, shape_b))
     in_a, in_b = set(a_term), set(b_term)
+    simple = _plan_matrix_product(a_term, b_term, core)
+    if simple is not None:
+        return simple
     batch = [s for s in core if s in in_a and s in in_b]
     left = [s for s in core if s in in_a and s not in in_b]
     right = [s for s in core if s in in_b and s not in in_a]

@@ -137,21 +137,29 @@ class Program:
             env[ins.out] = ins.call(*[env[a] for a in ins.args])
             for slot in ins.frees:
                 env[slot] = None
-        owned = set(self.inputs)
+        # Hand out fresh arrays: copy an output that is, or views, an input or a constant.
+        shared = self._constant_roots | {id(_root(leaf)) for leaf in leaves}
         results = []
         for slot in self.outputs:
             value = env[slot]
-            if self.is_constant[slot] or slot in owned or not _owned(value):
+            if not isinstance(value, np.ndarray) or id(_root(value)) in shared or not value.flags.writeable:
                 value = np.array(value, copy=True)
             results.append(value)
         return results
+
+    @functools.cached_property
+    def _constant_roots(self) -> set[int]:
+        return {id(_root(v)) for v, c in zip(self.values, self.is_constant) if c and isinstance(v, np.ndarray)}
 
     def __len__(self) -> int:
         return len(self.instructions)
 
 
-def _owned(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.flags.owndata and value.flags.writeable
+def _root(value: Any) -> Any:
+    """The array that owns ``value``'s memory."""
+    while isinstance(getattr(value, "base", None), np.ndarray):
+        value = value.base
+    return value
 
 
 def _split_leaves(leaves: list[Any]) -> tuple[list[int], tuple]:
@@ -192,6 +200,16 @@ def _signature(leaves: list[Any], in_def: TreeDef, kwargs: dict) -> Any:
     return (in_def, arrays, static, tuple(sorted(kwargs.items())))
 
 
+def _flat_signature(args: tuple) -> tuple | None:
+    """The signature of plain array arguments, cheaply; None for anything else."""
+    key = []
+    for a in args:
+        if type(a) is not np.ndarray:
+            return None
+        key.append((a.shape, a.dtype.str))
+    return tuple(key)
+
+
 def compile(fun: Callable) -> Callable:  # noqa: A001 (the name users expect)
     """Trace ``fun`` once per input signature and replay it without a tape.
 
@@ -218,6 +236,12 @@ def compile(fun: Callable) -> Callable:  # noqa: A001 (the name users expect)
 
     @functools.wraps(fun)
     def compiled(*args: Any, **kwargs: Any) -> Any:
+        flat = None if kwargs else _flat_signature(args)
+        if flat is not None:  # the common case: positional arrays, no pytrees
+            program = cache.get(flat)
+            if program is None:
+                program = cache[flat] = _trace(fun, args, kwargs)
+            return tree_unflatten(program.out_def, program.run(args))  # type: ignore[arg-type]
         leaves, in_def = tree_flatten(args)
         if any(isinstance(leaf, Tensor) for leaf in leaves):
             return fun(*args, **kwargs)  # inside a transformation: nothing to replay

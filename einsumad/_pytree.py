@@ -21,6 +21,12 @@ class TreeDef:
     keys: tuple = ()
     children: tuple["TreeDef", ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.keys, self.children)))
+
+    def __hash__(self) -> int:  # cached: tree definitions key compiled programs
+        return self._hash  # type: ignore[attr-defined,no-any-return]
+
     @property
     def num_leaves(self) -> int:
         if self.kind == "leaf":
