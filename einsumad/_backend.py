@@ -121,10 +121,7 @@ def _plan_core(inputs: tuple[str, ...], core: str, shapes: tuple[tuple[int, ...]
     elif distinct:
         return _plan_matmul(inputs[0], inputs[1], core, shapes[0], shapes[1])
     # Diagonals (a letter repeated within a term): numpy.einsum's own loops.
-    letters = _letters((*inputs, core))
-    equation = ",".join("".join(letters[s] for s in t) for t in inputs) + "->" + "".join(
-        letters[s] for s in core
-    )
+    equation = _equation(inputs, core)
     if len(set("".join(inputs))) > 52:
         return opt_einsum.contract_expression(equation, *shapes)
     return functools.partial(np.einsum, equation)
@@ -262,28 +259,30 @@ def _plan_expand(core: str, output: str, sizes: dict[str, int]) -> Callable[[np.
     return expand
 
 
+def _equation(inputs: Sequence[str], output: str) -> str:
+    """A NumPy/opt_einsum equation for terms of internal symbols (letters where possible)."""
+    letters = _letters((*inputs, output))
+    return ",".join("".join(letters[s] for s in t) for t in inputs) + "->" + "".join(
+        letters[s] for s in output
+    )
+
+
+def _core_equation(spec: Spec) -> str:
+    """The equation of ``spec`` with its output reduced to unique symbols present in inputs."""
+    present = set("".join(spec.inputs))
+    return _equation(spec.inputs, "".join(s for s in dict.fromkeys(spec.output) if s in present))
+
+
 @functools.lru_cache(maxsize=4096)
 def contraction_path(
     spec: Spec, shapes: tuple[tuple[int, ...], ...]
 ) -> tuple[tuple[int, ...], ...]:
     """opt_einsum's optimised pairwise path for ``spec`` on these shapes (cached)."""
-    present = set("".join(spec.inputs))
-    core = "".join(s for s in dict.fromkeys(spec.output) if s in present)
-    letters = _letters((*spec.inputs, core))
-    equation = ",".join("".join(letters[s] for s in t) for t in spec.inputs) + "->" + "".join(
-        letters[s] for s in core
-    )
-    path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
+    path, _ = opt_einsum.contract_path(_core_equation(spec), *shapes, shapes=True, optimize="auto")
     return tuple(tuple(step) for step in path)
 
 
 def flop_count(spec: Spec, shapes: Sequence[tuple[int, ...]]) -> int:
     """opt_einsum's floating-point operation count for ``spec`` on these shapes."""
-    present = set("".join(spec.inputs))
-    core = "".join(s for s in dict.fromkeys(spec.output) if s in present)
-    letters = _letters((*spec.inputs, core))
-    equation = ",".join("".join(letters[s] for s in t) for t in spec.inputs) + "->" + "".join(
-        letters[s] for s in core
-    )
-    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
+    _, info = opt_einsum.contract_path(_core_equation(spec), *shapes, shapes=True, optimize="auto")
     return int(info.opt_cost)

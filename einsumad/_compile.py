@@ -19,12 +19,12 @@ error instead of silently baking in one branch. Use ``ea.where`` instead.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ._backend import plan
+from ._names import parameter_names
 from ._pytree import TreeDef, tree_flatten, tree_unflatten
 from ._tape import STAGE, Tensor, new_trace
 
@@ -305,15 +305,7 @@ def codegen(fun: Callable, *args: Any, **kwargs: Any) -> Source:
 
 
 def _param_names(fun: Callable, count: int) -> list[str]:
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(fun).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    names = params[:count] + [f"arg{i}" for i in range(len(params), count)]
+    names = parameter_names(fun, count, lambda i: f"arg{i}")
     return [n if n.isidentifier() else f"arg{i}" for i, n in enumerate(names)]
 
 

@@ -25,7 +25,6 @@ the elementwise function.
 
 from __future__ import annotations
 
-import inspect
 import re
 import shutil
 import subprocess
@@ -37,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ._algebra import vjp_subscripts
+from ._names import parameter_names
 from ._matrix import latex_name, matrix_form
 from ._ops_math import _broadcast_term_spec
 from ._tape import REVERSE, Node, Tensor, _toposort, new_trace, unbox
@@ -424,15 +424,7 @@ def _call_capturing_locals(fun: Callable, args: Sequence[Any]) -> tuple[Any, dic
 
 
 def _arg_names(fun: Callable, nargs: int, names: Sequence[str] | Mapping[str, str] | None) -> list[str]:
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(fun).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    default = [params[i] if i < len(params) else f"x{i}" for i in range(nargs)]
+    default = parameter_names(fun, nargs, lambda i: f"x{i}")
     if names is None:
         return default
     if isinstance(names, Mapping):

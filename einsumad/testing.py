@@ -39,12 +39,12 @@ Design decisions:
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ._names import parameter_names
 from ._errors import GradientCheckError
 from ._pytree import tree_flatten, tree_unflatten
 from ._tape import Tensor
@@ -634,17 +634,7 @@ def _as_args(args: Any, where: str) -> list[np.ndarray]:
 
 def _arg_names(fun: Callable, n: int) -> list[str]:
     """Parameter names of ``fun`` for its first ``n`` positional arguments, else ``args[i]``."""
-    names: list[str] = []
-    try:
-        params = list(inspect.signature(fun).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    for p in params:
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-            names.append(p.name)
-        else:
-            break
-    return [names[i] if i < len(names) else f"args[{i}]" for i in range(n)]
+    return parameter_names(fun, n, lambda i: f"args[{i}]")
 
 
 def _element(name: str, index: tuple[int, ...]) -> str:
