@@ -13,11 +13,14 @@ array([4., 6.])
 
 from __future__ import annotations
 
-from . import _tensor_ops  # noqa: F401  (installs Tensor's operators)
+from . import (
+    _tensor_ops,  # noqa: F401  (installs Tensor's operators)
+    optim,  # ea.optim.SGD, ea.optim.Adam, ea.optim.fit
+)
 from ._algebra import jvp_subscripts, vjp_subscripts
 from ._compile import codegen, compile
-from ._errors import EinsumError, GradientCheckError
 from ._derive import Derivation, derive, name
+from ._errors import EinsumError, GradientCheckError
 from ._matrix import matrix_form
 from ._ops_math import (
     add,
@@ -50,8 +53,6 @@ from ._pytree import tree_flatten, tree_map, tree_unflatten
 from ._tape import Tensor
 from ._transforms import grad, hessian, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .testing import check_gradient, check_grads
-
-from . import optim  # ea.optim.SGD, ea.optim.Adam, ea.optim.fit
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ._errors import EinsumError
-from ._subscripts import ELLIPSIS, Spec, Subscripts, fresh_symbols, format_terms, parse
+from ._subscripts import Spec, Subscripts, format_terms, fresh_symbols, parse
 
 __all__ = [
     "vjp_subscripts",

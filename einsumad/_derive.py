@@ -36,8 +36,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ._algebra import vjp_subscripts
-from ._names import parameter_names
 from ._matrix import latex_name, matrix_form
+from ._names import parameter_names
 from ._ops_math import _broadcast_term_spec
 from ._tape import REVERSE, Node, Tensor, _toposort, new_trace, unbox
 
@@ -53,7 +53,7 @@ _INSTALL_HINT = (
     "graphviz`, `conda install graphviz`); Derivation.to_dot() works without it"
 )
 
-_labels: "weakref.WeakKeyDictionary[Node, tuple[str, str | None]]" = weakref.WeakKeyDictionary()
+_labels: weakref.WeakKeyDictionary[Node, tuple[str, str | None]] = weakref.WeakKeyDictionary()
 
 
 def name(x: Any, label: str, cotangent: str | None = None) -> Any:
@@ -203,7 +203,7 @@ class Step:
     accumulate: bool = False
     note: str = ""
     latex_matrix: str | None = None
-    jacobian: "JacobianRow | None" = field(default=None, repr=False)
+    jacobian: JacobianRow | None = field(default=None, repr=False)
 
     @property
     def index_form(self) -> str:
@@ -264,7 +264,7 @@ class JacobianView:
 
     def __str__(self) -> str:
         lines = ["Jacobians (what a VJP avoids materialising)"]
-        for step, row in self._pairs:
+        for _step, row in self._pairs:
             form = row.matrix_form or (f"einsum '{row.subscripts}'" if row.subscripts else "(no closed form)")
             lines.append(
                 f"  {row.label} = {form}    shape {row.shape}, {row.size} elements; "

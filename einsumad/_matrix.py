@@ -48,7 +48,7 @@ class _Expr:
 
     kind: str
     name: str = ""
-    parts: tuple["_Expr", ...] = ()
+    parts: tuple[_Expr, ...] = ()
     scalar: bool = False
 
 
@@ -112,10 +112,10 @@ class _Mat:
     def is_scalar(self) -> bool:
         return self.row is None and self.col is None
 
-    def T(self) -> "_Mat":
+    def T(self) -> _Mat:
         return _Mat(_transpose(self.expr), self.col, self.row)
 
-    def column(self) -> "_Mat":
+    def column(self) -> _Mat:
         """A row vector turned into a column vector (anything else unchanged)."""
         return self.T() if self.row is None and self.col is not None else self
 

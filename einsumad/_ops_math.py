@@ -151,10 +151,10 @@ def einsum(subscripts: str, *operands: Any, sizes: Mapping[str, int] | None = No
 def _contract_pairwise(spec: Spec, operands: list[Any], shapes: tuple) -> Any:
     """Record an n-ary einsum as the pairwise einsums of its optimised path."""
     path = contraction_path(spec, shapes)
-    for positions, step in _steps(spec, path):
+    for positions, step_spec in _steps(spec, path):
         chosen = [operands[p] for p in positions]
         operands = [o for i, o in enumerate(operands) if i not in positions]
-        operands.append(einsum_p(*chosen, spec=step))
+        operands.append(einsum_p(*chosen, spec=step_spec))
     (result,) = operands
     return result
 

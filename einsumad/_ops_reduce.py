@@ -20,8 +20,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ._ops_compare import share_max, share_min, stable_shift
-from ._ops_math import _normalize_axes, add, exp, log, multiply, subtract
-from ._ops_math import divide, sum as total
+from ._ops_math import _normalize_axes, add, divide, exp, log, multiply, subtract
+from ._ops_math import sum as total
 from ._ops_shape import reshape
 from ._primitive import Primitive
 from ._tape import unbox

@@ -110,7 +110,8 @@ class Primitive:
 
     def _jvp_by_transposing_vjp(self, argnum: int, t: Any, ans: Any, args: tuple, params: dict) -> Any:
         """J t from the VJP alone: the VJP is linear in g, so J t = grad_g <VJP(g), t>."""
-        from ._ops_math import multiply, sum as total
+        from ._ops_math import multiply
+        from ._ops_math import sum as total
         from ._transforms import grad
 
         def pairing(g: Any) -> Any:

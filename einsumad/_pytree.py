@@ -19,7 +19,7 @@ class TreeDef:
 
     kind: str  # "leaf", "none", "dict", "list" or "tuple"
     keys: tuple = ()
-    children: tuple["TreeDef", ...] = ()
+    children: tuple[TreeDef, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_hash", hash((self.kind, self.keys, self.children)))

@@ -363,7 +363,7 @@ def resolve(
                 symbols.append(symbol_of[token])
         terms.append(symbols)
         within: dict[str, int] = {}
-        for axis, (s, n) in enumerate(zip(symbols, shape)):
+        for s, n in zip(symbols, shape):
             if s in within and within[s] != n:
                 token = _token_of(s, symbol_of)
                 raise _fail(

@@ -80,7 +80,7 @@ class Node:
         self.parents = parents
 
     @classmethod
-    def leaf(cls) -> "Node":
+    def leaf(cls) -> Node:
         return cls(None, (), {}, None, ())
 
 

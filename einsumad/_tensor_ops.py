@@ -13,7 +13,7 @@ from . import _ops_compare as c
 from . import _ops_math as m
 from . import _ops_reduce as r
 from ._ops_shape import getitem, reshape
-from ._tape import Tensor, unbox
+from ._tape import Tensor
 
 
 def _reflected(fun: Any) -> Any:

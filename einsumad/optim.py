@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Iterable, NamedTuple, Sequence, TextIO, Union
+from typing import Any, Callable, Iterable, NamedTuple, Sequence, TextIO
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from ._pytree import tree_flatten, tree_unflatten
 
 __all__ = ["SGD", "SGDState", "Adam", "AdamState", "fit", "minibatches"]
 
-Schedule = Union[float, Callable[[int], float]]
+Schedule = float | Callable[[int], float]
 
 
 # ================================================================= helpers

@@ -44,8 +44,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._names import parameter_names
 from ._errors import GradientCheckError
+from ._names import parameter_names
 from ._pytree import tree_flatten, tree_unflatten
 from ._tape import Tensor
 from ._transforms import jvp, vjp
@@ -308,7 +308,7 @@ class _Report:
         ]
         for o in others[:4]:
             lines.append(
-                f"  also: {o.mode}{'' if o.label == 'fun' else ' (order %d)' % o.order} vs "
+                f"  also: {o.mode}{'' if o.label == 'fun' else f' (order {o.order})'} vs "
                 f"{o.reference} for {o.name}, worst {o.where}: {o.analytic:.6g} vs {o.numeric:.6g}"
             )
         if len(others) > 4:

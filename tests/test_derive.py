@@ -10,7 +10,6 @@ import pytest
 
 import einsumad as ea
 from einsumad import _derive
-
 from tests.numeric import numerical_gradient
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import einsumad as ea
-from einsumad.optim import Adam, AdamState, SGD, SGDState, fit, minibatches
+from einsumad.optim import SGD, Adam, AdamState, SGDState, fit, minibatches
 
 STEPS = 5
 

@@ -11,7 +11,6 @@ import pytest
 
 import einsumad as ea
 from einsumad._pytree import tree_structure
-
 from tests.numeric import numerical_directional, numerical_gradient
 
 

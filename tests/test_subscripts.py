@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 import einsumad as ea
 from einsumad._subscripts import parse, resolve
 
-
 # ----------------------------------------------------------------- NumPy's implicit mode
 
 
