@@ -116,6 +116,8 @@ def _plan_core(inputs: tuple[str, ...], core: str, shapes: tuple[tuple[int, ...]
                 return y if identity else y.transpose(perm)
 
             return reduce
+    elif _is_broadcast_product(inputs, core, shapes):
+        return np.multiply
     elif _is_product(inputs, core):
         return _plan_product(inputs, core)
     elif distinct:
@@ -201,6 +203,21 @@ def _plan_matmul(
         return c.transpose(perm_out) if permute_out else c
 
     return run
+
+
+def _is_broadcast_product(inputs: tuple[str, ...], core: str, shapes: tuple[tuple[int, ...], ...]) -> bool:
+    """Exactly NumPy's broadcasting product: each term lines up with the end of the
+    output, symbol for symbol, except size-1 axes that broadcasting stretches."""
+    if len(inputs) != 2:
+        return False
+    for term, shape in zip(inputs, shapes):
+        if len(term) > len(core):
+            return False
+        tail = core[len(core) - len(term) :]
+        for s, t, n in zip(term, tail, shape):
+            if s != t and not (n == 1 and s not in core):
+                return False
+    return True
 
 
 def _is_product(inputs: tuple[str, ...], core: str) -> bool:
