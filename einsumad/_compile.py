@@ -129,23 +129,57 @@ class Program:
 
     # -- replaying ------------------------------------------------------------------
 
-    def run(self, leaves: Sequence[Any]) -> list[Any]:
-        env = list(self.values)
-        for slot, leaf in zip(self.inputs, leaves):
-            env[slot] = leaf
-        for ins in self.instructions:
-            env[ins.out] = ins.call(*[env[a] for a in ins.args])
-            for slot in ins.frees:
-                env[slot] = None
-        # Hand out fresh arrays: copy an output that is, or views, an input or a constant.
-        shared = self._constant_roots | {id(_root(leaf)) for leaf in leaves}
+    def build_replay(self, traced_inputs: Sequence[Any], traced_outputs: Sequence[Any]) -> None:
+        """Turn the instruction list into one straight-line Python function.
+
+        Each instruction becomes ``s7 = f3(s2, a0)`` calling its cached plan, with
+        ``del`` after a slot's last use, so replaying costs a function call per
+        instruction and nothing else. Outputs that are, or view, an input are
+        copied; outputs that depend on no input are constants, handed out as
+        read-only views (a pure function's constant result is shared, as in JAX).
+        """
+        namespace: dict[str, Any] = {"np": np}
+        names: dict[int, str] = {slot: f"a{i}" for i, slot in enumerate(self.inputs)}
+
+        def name(slot: int) -> str:
+            if slot not in names:
+                names[slot] = f"k{slot}"
+                namespace[names[slot]] = self.values[slot]
+            return names[slot]
+
+        lines = [f"def replay({', '.join(f'a{i}' for i in range(len(self.inputs)))}):"]
+        for i, ins in enumerate(self.instructions):
+            namespace[f"f{i}"] = ins.call
+            args = ", ".join(name(a) for a in ins.args)
+            lines.append(f"    s{ins.out} = f{i}({args})")
+            names[ins.out] = f"s{ins.out}"
+            if ins.frees:
+                lines.append(f"    del {', '.join(f's{slot}' for slot in ins.frees)}")
+        input_roots = {id(_root(x)) for x in traced_inputs}
         results = []
-        for slot in self.outputs:
-            value = env[slot]
-            if not isinstance(value, np.ndarray) or id(_root(value)) in shared or not value.flags.writeable:
-                value = np.array(value, copy=True)
-            results.append(value)
-        return results
+        returned: set[int] = set()
+        for j, (slot, value) in enumerate(zip(self.outputs, traced_outputs)):
+            repeated = slot in returned
+            returned.add(slot)
+            if self.is_constant[slot]:
+                frozen = np.array(self.values[slot], copy=True)
+                frozen.flags.writeable = False
+                namespace[f"out{j}"] = frozen
+                results.append(f"out{j}")
+            elif repeated or id(_root(value)) in input_roots or id(_root(value)) in self._constant_roots or not (
+                isinstance(value, np.ndarray) and value.flags.writeable
+            ):
+                results.append(f"np.array({name(slot)}, copy=True)")
+            else:
+                results.append(name(slot))
+        lines.append(f"    return {_structure_source(self.out_def, iter(results))}")
+        exec("\n".join(lines), namespace)  # noqa: S102 (our own generated code)
+        self.replay = namespace["replay"]
+        self.replay_source = "\n".join(lines)
+
+    def run(self, leaves: Sequence[Any]) -> Any:
+        """Replay on the array leaves of the arguments; returns the output pytree."""
+        return self.replay(*leaves)
 
     @functools.cached_property
     def _constant_roots(self) -> set[int]:
@@ -191,6 +225,8 @@ def _trace(fun: Callable, args: tuple, kwargs: dict) -> Program:
     program.outputs = [program._ref(o) for o in out_leaves]
     program.trace = None
     program.finish()
+    traced_outputs = [o.value if isinstance(o, Tensor) and o.trace is trace else o for o in out_leaves]
+    program.build_replay([np.asarray(leaves[i]) for i in array_positions], traced_outputs)
     return program
 
 
@@ -241,7 +277,7 @@ def compile(fun: Callable) -> Callable:  # noqa: A001 (the name users expect)
             program = cache.get(flat)
             if program is None:
                 program = cache[flat] = _trace(fun, args, kwargs)
-            return tree_unflatten(program.out_def, program.run(args))  # type: ignore[arg-type]
+            return program.replay(*args)
         leaves, in_def = tree_flatten(args)
         if any(isinstance(leaf, Tensor) for leaf in leaves):
             return fun(*args, **kwargs)  # inside a transformation: nothing to replay
@@ -257,8 +293,7 @@ def compile(fun: Callable) -> Callable:  # noqa: A001 (the name users expect)
 
     def _run(program: Program, leaves: list[Any]) -> Any:
         array_positions, _ = _split_leaves(leaves)
-        results = program.run([np.asarray(leaves[i]) for i in array_positions])
-        return tree_unflatten(program.out_def, results)  # type: ignore[arg-type]
+        return program.replay(*[np.asarray(leaves[i]) for i in array_positions])
 
     compiled.cache_size = lambda: len(cache)  # type: ignore[attr-defined]
     compiled.programs = cache  # type: ignore[attr-defined]

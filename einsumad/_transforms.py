@@ -112,14 +112,18 @@ class _Recording:
         return tree_unflatten(self.out_def, self.out_values)
 
     def pullback(self, cot_leaves: Sequence[Any], nbatch: int = 0) -> list[list[Any]]:
-        """Per primal, the list of leaf cotangents (batched when ``nbatch``)."""
+        """Per primal, the list of leaf cotangents (batched when ``nbatch``).
+
+        A cotangent of ``None`` means zero: that output seeds nothing.
+        """
         seeds = [
             (o.node, g)
             for o, g in zip(self.out_leaves, cot_leaves)
-            if isinstance(o, Tensor) and o.trace is self.trace
+            if g is not None and isinstance(o, Tensor) and o.trace is self.trace
         ]
         found = backward(seeds) if seeds else {}
-        batch = _shape(cot_leaves[0])[:nbatch] if cot_leaves else ()
+        given = [g for g in cot_leaves if g is not None]
+        batch = _shape(given[0])[:nbatch] if given else ()
         result = []
         for leaves, nodes in zip(self.in_leaves, self.leaf_nodes):
             grads = []
@@ -397,10 +401,8 @@ def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
     blocks: list[list[Any]] = [[] for _ in range(n_args)]
     for i, value in enumerate(recording.out_values):
         seeds = [
-            _delta(_shape(value), np.result_type(unbox(value)))
-            if j == i
-            else np.zeros(_shape(value) + _shape(o), dtype=np.result_type(unbox(o)))
-            for j, o in enumerate(recording.out_values)
+            _delta(_shape(value), np.result_type(unbox(value))) if j == i else None
+            for j in range(len(recording.out_values))
         ]
         grads = recording.pullback(seeds, nbatch=np.ndim(unbox(value)))
         for k in range(n_args):
@@ -464,11 +466,15 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., A
 
 
 def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
-    """The Hessian of a scalar ``fun``: forward mode over reverse mode.
+    """The Hessian of a scalar ``fun``: reverse mode over reverse mode.
 
-    The gradient is traced once, and a delta of tangents (one per input
-    element) is pushed through it in a single batched pass. The result has
-    shape ``arg.shape + arg.shape``.
+    The gradient is recorded on a tape, and one backward pass through that
+    tape, seeded with a Kronecker delta (one cotangent per gradient element),
+    yields every row at once. Reverse-over-reverse visits only the operations
+    the gradient depends on; forward-over-reverse would also push tangents
+    through forward-pass values the gradient never reads (the loss itself),
+    which eager evaluation cannot skip. The result has shape
+    ``arg.shape + arg.shape`` (nested per pytree leaf and per argnum, as JAX).
 
     >>> import numpy as np, einsumad as ea
     >>> A = np.array([[2.0, 1.0], [1.0, 3.0]])
@@ -481,6 +487,6 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., An
     def grad_only(*args: Any, **kwargs: Any) -> Any:
         return gradient(*args, **kwargs)[1]
 
-    hessian_fun = functools.wraps(fun)(jacfwd(grad_only, argnums))
-    hessian_fun._einsumad_transform = "hessian"
+    hessian_fun = functools.wraps(fun)(jacrev(grad_only, argnums))
+    hessian_fun._einsumad_transform = "hessian"  # type: ignore[attr-defined]
     return hessian_fun
