@@ -269,8 +269,8 @@ def _plan_expand(core: str, output: str, sizes: dict[str, int]) -> Callable[[np.
         strides = tuple(
             sum(out.strides[p] for p, t in enumerate(output) if t == s) for s in unique_out
         )
-        diagonal = np.lib.stride_tricks.as_strided(out, unique_shape, strides, writeable=True)
-        diagonal[...] = y
+        # A writable view of the diagonal: the repeated letters share one stride sum.
+        np.ndarray(unique_shape, dtype=out.dtype, buffer=out, strides=strides)[...] = y
         return out
 
     return expand

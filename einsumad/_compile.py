@@ -230,20 +230,41 @@ def _trace(fun: Callable, args: tuple, kwargs: dict) -> Program:
     return program
 
 
-def _signature(leaves: list[Any], in_def: TreeDef, kwargs: dict) -> Any:
-    array_positions, static = _split_leaves(leaves)
-    arrays = tuple((np.shape(leaves[i]), np.result_type(leaves[i]).str) for i in array_positions)
-    return (in_def, arrays, static, tuple(sorted(kwargs.items())))
+_STATIC = (bool, int, float, complex, str, type(None))
 
 
-def _flat_signature(args: tuple) -> tuple | None:
-    """The signature of plain array arguments, cheaply; None for anything else."""
-    key = []
-    for a in args:
-        if type(a) is not np.ndarray:
-            return None
-        key.append((a.shape, a.dtype.str))
-    return tuple(key)
+class _TracedArgument(Exception):
+    """An argument is already traced: ``compile`` is inside a transformation."""
+
+
+def _signature(args: tuple) -> tuple[Any, list[Any]]:
+    """One walk over the arguments: the signature key and the array leaves.
+
+    The key holds the pytree structure, the shape and dtype of every array leaf
+    and the value of every Python scalar; the leaves come in ``tree_flatten``
+    order, so they line up with the program's inputs.
+    """
+    arrays: list[Any] = []
+
+    def walk(node: Any) -> Any:
+        kind = type(node)
+        if kind is np.ndarray:
+            arrays.append(node)
+            return (node.shape, node.dtype.str)
+        if isinstance(node, dict):
+            keys = tuple(sorted(node))
+            return (dict, keys, tuple(walk(node[k]) for k in keys))
+        if isinstance(node, (list, tuple)) and not hasattr(node, "_fields"):
+            return (kind is list, tuple(walk(c) for c in node))
+        if isinstance(node, _STATIC):
+            return (kind, node)
+        if isinstance(node, Tensor):
+            raise _TracedArgument
+        array = np.asarray(node)
+        arrays.append(array)
+        return (array.shape, array.dtype.str)
+
+    return walk(args), arrays
 
 
 def compile(fun: Callable) -> Callable:  # noqa: A001 (the name users expect)
@@ -272,28 +293,18 @@ def compile(fun: Callable) -> Callable:  # noqa: A001 (the name users expect)
 
     @functools.wraps(fun)
     def compiled(*args: Any, **kwargs: Any) -> Any:
-        flat = None if kwargs else _flat_signature(args)
-        if flat is not None:  # the common case: positional arrays, no pytrees
-            program = cache.get(flat)
-            if program is None:
-                program = cache[flat] = _trace(fun, args, kwargs)
-            return program.replay(*args)
-        leaves, in_def = tree_flatten(args)
-        if any(isinstance(leaf, Tensor) for leaf in leaves):
-            return fun(*args, **kwargs)  # inside a transformation: nothing to replay
         try:
-            key = _signature(leaves, in_def, kwargs)
-            hash(key)
-        except TypeError:
-            return _run(_trace(fun, args, kwargs), leaves)
-        program = cache.get(key)
+            structure, arrays = _signature(args)
+        except _TracedArgument:
+            return fun(*args, **kwargs)  # inside a transformation: nothing to replay
+        key = (structure, tuple(sorted(kwargs.items()))) if kwargs else structure
+        try:
+            program = cache.get(key)
+        except TypeError:  # an unhashable keyword argument: trace every call
+            return _trace(fun, args, kwargs).replay(*arrays)
         if program is None:
             program = cache[key] = _trace(fun, args, kwargs)
-        return _run(program, leaves)
-
-    def _run(program: Program, leaves: list[Any]) -> Any:
-        array_positions, _ = _split_leaves(leaves)
-        return program.replay(*[np.asarray(leaves[i]) for i in array_positions])
+        return program.replay(*arrays)
 
     compiled.cache_size = lambda: len(cache)  # type: ignore[attr-defined]
     compiled.programs = cache  # type: ignore[attr-defined]
