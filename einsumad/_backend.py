@@ -180,6 +180,10 @@ def _plan_matmul(
     perm_b = tuple(kept_b.index(s) for s in batch + contracted + right)
     n = lambda letters: int(np.prod([size[s] for s in letters], dtype=np.int64))  # noqa: E731
     nb, nl, nc, nr = n(batch), n(left), n(contracted), n(right)
+    if batch and (nl == 1 or nr == 1):
+        # A batch of matrix-vector products: numpy.einsum's single strided loop beats
+        # a batched matmul, which would first copy each operand into batch-major order.
+        return functools.partial(np.einsum, _equation((a_term, b_term), core))
     shape_a3 = (nb, nl, nc) if batch else (nl, nc)
     shape_b3 = (nb, nc, nr) if batch else (nc, nr)
     middle = batch + left + right
