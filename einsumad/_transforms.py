@@ -109,7 +109,7 @@ class _Recording:
         ]
 
     def output(self) -> Any:
-        return tree_unflatten(self.out_def, self.out_values)
+        return tree_unflatten(self.out_def, [_as_output(v) for v in self.out_values])
 
     def pullback(self, cot_leaves: Sequence[Any], nbatch: int = 0) -> list[list[Any]]:
         """Per primal, the list of leaf cotangents (batched when ``nbatch``).
@@ -313,15 +313,22 @@ def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]
     values, out_tangents = [], []
     for o in out_leaves:
         if isinstance(o, Tensor) and o.trace is trace:
-            values.append(o.value)
+            values.append(_as_output(o.value))
             tangent = o.tangent
             if tangent is None:
                 tangent = np.zeros(batch + _shape(o.value), dtype=_dtype(o.value))
-            out_tangents.append(tangent)
+            out_tangents.append(_as_output(tangent))
         else:
-            values.append(o)
+            values.append(_as_output(o))
             out_tangents.append(np.zeros(batch + _shape(o), dtype=np.result_type(unbox(o))))
     return tree_unflatten(out_def, values), tree_unflatten(out_def, out_tangents), out_def
+
+
+def _as_output(x: Any) -> Any:
+    """Plain results as NumPy arrays (0-d included); traced ones and deltas as they are."""
+    if isinstance(x, (Tensor, KroneckerDelta)):
+        return x
+    return np.asarray(x)
 
 
 # ================================================================= Jacobians and Hessians
