@@ -171,6 +171,12 @@ def test_generalised_forms_match_brute_force(subscripts, shapes, sizes, rng):
 def test_generalised_gradients_match_finite_differences(subscripts, shapes, sizes, rng):
     arrays = _random(shapes, rng)
     weights = rng.normal(size=ea.einsum(subscripts, *arrays, sizes=sizes).shape)
+    _assert_gradients_match_brute_force(subscripts, arrays, sizes, weights, atol=1e-7)
+
+
+def _assert_gradients_match_brute_force(subscripts, arrays, sizes, weights, atol):
+    """Every operand's gradient of sum(einsum * weights) against central differences
+    of the brute-force evaluator."""
 
     def loss_np(*xs):
         return np.sum(brute_force(subscripts, *xs, sizes=sizes) * weights)
@@ -180,7 +186,8 @@ def test_generalised_gradients_match_finite_differences(subscripts, shapes, size
         argnums=tuple(range(len(arrays))),
     )(*arrays)
     for k, g in enumerate(grads):
-        np.testing.assert_allclose(g, numerical_gradient(loss_np, arrays, k), atol=1e-7)
+        assert g.shape == arrays[k].shape
+        np.testing.assert_allclose(g, numerical_gradient(loss_np, arrays, k), atol=atol)
 
 
 # ----------------------------------------------------------------- random subscripts
@@ -250,17 +257,7 @@ def test_random_einsum_forward_and_gradients(case, seed):
     np.testing.assert_allclose(value, truth, rtol=1e-10, atol=1e-10)
 
     weights = rng.normal(size=np.shape(value))
-
-    def loss_np(*xs):
-        return np.sum(brute_force(subscripts, *xs, sizes=sizes) * weights)
-
-    grads = ea.grad(
-        lambda *xs: ea.sum(ea.einsum(subscripts, *xs, sizes=sizes) * weights),
-        argnums=tuple(range(len(arrays))),
-    )(*arrays)
-    for k, g in enumerate(grads):
-        assert g.shape == arrays[k].shape
-        np.testing.assert_allclose(g, numerical_gradient(loss_np, arrays, k), atol=1e-6)
+    _assert_gradients_match_brute_force(subscripts, arrays, sizes, weights, atol=1e-6)
 
 
 # ----------------------------------------------------------------- the pairwise tape
