@@ -105,6 +105,8 @@ def _plan_core(inputs: tuple[str, ...], core: str, shapes: tuple[tuple[int, ...]
         if distinct and sorted(term) == sorted(core):
             perm = tuple(term.index(s) for s in core)
             return lambda x: np.asarray(x).transpose(perm)
+        if distinct and not core:
+            return lambda x: np.asarray(x).sum()
         if distinct:
             summed = tuple(i for i, s in enumerate(term) if s not in core)
             kept = "".join(s for s in term if s in core)

@@ -245,24 +245,27 @@ def _signature(args: tuple) -> tuple[Any, list[Any]]:
     order, so they line up with the program's inputs.
     """
     arrays: list[Any] = []
+    append = arrays.append
 
     def walk(node: Any) -> Any:
         kind = type(node)
         if kind is np.ndarray:
-            arrays.append(node)
-            return (node.shape, node.dtype.str)
+            append(node)
+            return (node.shape, node.dtype)
+        if kind is tuple or kind is list:
+            return (kind, tuple([walk(c) for c in node]))
         if isinstance(node, dict):
             keys = tuple(sorted(node))
-            return (dict, keys, tuple(walk(node[k]) for k in keys))
+            return (dict, keys, tuple([walk(node[k]) for k in keys]))
         if isinstance(node, (list, tuple)) and not hasattr(node, "_fields"):
-            return (kind is list, tuple(walk(c) for c in node))
+            return (kind, tuple([walk(c) for c in node]))
         if isinstance(node, _STATIC):
             return (kind, node)
         if isinstance(node, Tensor):
             raise _TracedArgument
         array = np.asarray(node)
-        arrays.append(array)
-        return (array.shape, array.dtype.str)
+        append(array)
+        return (array.shape, array.dtype)
 
     return walk(args), arrays
 
