@@ -32,6 +32,7 @@ __all__ = [
     "broadcast_spec",
     "pairwise_steps",
     "contract_delta",
+    "substitute",
 ]
 
 
@@ -226,6 +227,37 @@ def contract_delta(spec: Spec, k: int) -> Spec:
     relabel = lambda t: "".join(rename.get(s, s) for s in t)  # noqa: E731
     others = tuple(relabel(t) for i, t in enumerate(spec.inputs) if i != k)
     return Spec(others, relabel(spec.output), spec.sizes)
+
+
+def substitute(consumer: Spec, k: int, producer: Spec) -> Spec | None:
+    """Fuse two einsums: operand ``k`` of ``consumer`` is the result of ``producer``.
+
+    The producer's output letters are renamed to the letters of term ``k``, its
+    summed letters to fresh ones, and its operands take operand ``k``'s place.
+    Returns None where the producer's output is generalised (a repeated or
+    broadcast letter) or term ``k`` repeats a letter: no plain substitution then.
+
+    >>> product = Spec(("ab", "ab"), "ab", (("a", 2), ("b", 3)))   # x * g
+    >>> total = Spec(("ij",), "", (("i", 2), ("j", 3)))              # sum
+    >>> str(substitute(total, 0, product))                          # <x, g>
+    'ij,ij->'
+    """
+    term = consumer.inputs[k]
+    out = producer.output
+    present = set("".join(producer.inputs))
+    if len(set(term)) != len(term) or len(set(out)) != len(out) or not set(out) <= present:
+        return None
+    rename = dict(zip(out, term))
+    inner = [s for s in dict.fromkeys("".join(producer.inputs)) if s not in rename]
+    fresh = fresh_symbols(consumer.symbols | producer.symbols, len(inner))
+    rename.update(zip(inner, fresh))
+    renamed = tuple("".join(rename[s] for s in t) for t in producer.inputs)
+    sizes = dict(consumer.sizes)
+    for s, n in producer.sizes:
+        if s in rename and rename[s] not in sizes:
+            sizes[rename[s]] = n
+    inputs = consumer.inputs[:k] + renamed + consumer.inputs[k + 1 :]
+    return Spec(inputs, consumer.output, tuple(sorted(sizes.items())))
 
 
 def explicit(subscripts: str) -> str:

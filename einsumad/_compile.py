@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._backend import plan
+from ._algebra import pairwise_steps, substitute
+from ._backend import contraction_path, plan
 from ._names import parameter_names
 from ._pytree import TreeDef, tree_flatten, tree_unflatten
 from ._tape import STAGE, Tensor, new_trace
@@ -104,8 +105,56 @@ class Program:
                 return t
         return None
 
+    def fuse(self, max_operands: int = 6) -> None:
+        """Merge each einsum whose result feeds exactly one other einsum into it.
+
+        The merged einsum (:func:`~einsumad._algebra.substitute`) is planned as a
+        whole, so its optimised path can reassociate: a big tensor scaled by
+        several vectors is scaled once by their product, and a product followed
+        by a sum becomes one dot product.
+        """
+        uses: dict[int, int] = {}
+        for ins in self.instructions:
+            for a in ins.args:
+                uses[a] = uses.get(a, 0) + 1
+        for a in self.outputs:
+            uses[a] = uses.get(a, 0) + 2
+        producer_of = {ins.out: ins for ins in self.instructions if ins.prim.name == "einsum"}
+        for ins in self.instructions:
+            if ins.prim.name != "einsum":
+                continue
+            changed = True
+            while changed:
+                changed = False
+                for k, slot in enumerate(ins.args):
+                    producer = producer_of.get(slot)
+                    if producer is None or uses.get(slot) != 1:
+                        continue
+                    if len(ins.args) - 1 + len(producer.args) > max_operands:
+                        continue
+                    fused = substitute(ins.params["spec"], k, producer.params["spec"])
+                    if fused is None:
+                        continue
+                    shapes = ins.shapes[:k] + producer.shapes + ins.shapes[k + 1 :]
+                    fused = _sized(fused, shapes)
+                    separate = _loop_cost(ins.params["spec"], ins.shapes) + _loop_cost(
+                        producer.params["spec"], producer.shapes
+                    )
+                    if _loop_cost(fused, shapes) >= separate:
+                        continue  # nothing to reassociate: keep the two readable steps
+                    ins.args = ins.args[:k] + producer.args + ins.args[k + 1 :]
+                    ins.shapes = shapes
+                    ins.params = {"spec": fused}
+                    ins.call = plan(fused, shapes)
+                    for a in producer.args:
+                        uses[a] = uses.get(a, 0) + 1
+                    uses[slot] = 0  # the producer is now dead code
+                    changed = True
+                    break
+
     def finish(self) -> None:
         """Drop instructions no output needs; free each slot after its last use."""
+        self.fuse()
         needed = set(self.outputs)
         kept = []
         for ins in reversed(self.instructions):
@@ -187,6 +236,24 @@ class Program:
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+
+def _loop_cost(spec: Any, shapes: tuple) -> int:
+    """Multiply-adds of an einsum: the loop size of each pairwise step of its path."""
+    sizes = dict(_sized(spec, shapes).sizes)
+    if len(spec.inputs) <= 2:
+        steps = [spec]
+    else:
+        steps = [step for _, step in pairwise_steps(spec, contraction_path(spec, shapes))]
+    return sum(int(np.prod([sizes[x] for x in set("".join(step.inputs) + step.output)], dtype=np.int64)) for step in steps)
+
+
+def _sized(spec: Any, shapes: tuple) -> Any:
+    """``spec`` with every symbol's size read from the operand shapes."""
+    sizes = dict(spec.sizes)
+    for term, shape in zip(spec.inputs, shapes):
+        sizes.update(zip(term, shape))
+    return type(spec)(spec.inputs, spec.output, tuple(sorted(sizes.items())))
 
 
 def _root(value: Any) -> Any:
