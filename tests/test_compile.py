@@ -185,3 +185,32 @@ def test_kronecker_delta_contraction_is_a_relabelling():
     assert str(contract_delta(spec, 0)) == "ij->ij"
     spec = Spec(("ZYij", "ij"), "ZYij", tuple((s, 3) for s in "ZYij"))
     assert str(contract_delta(spec, 0)) == "ij->ijij"
+
+
+def test_fusion_merges_a_product_and_its_sum_into_one_contraction(rng):
+    """sum(x * g) is recorded as a product and a sum; the program runs one dot product."""
+    g = rng.normal(size=(5, 6))
+    compiled = ea.compile(lambda x: ea.sum(x * g))
+    x = rng.normal(size=(5, 6))
+    np.testing.assert_allclose(compiled(x), np.sum(x * g), rtol=1e-12)
+    (program,) = compiled.programs.values()
+    assert [str(ins.params["spec"]) for ins in program.instructions] == ["ab,ab->"]
+
+
+def test_fusion_keeps_steps_that_save_nothing():
+    def loss(W, x):
+        return ea.sum(ea.einsum("ij,j->i", W, x) ** 2)
+
+    source = ea.codegen(ea.grad(loss, argnums=1), np.ones((2, 3)), np.ones(3))
+    assert "v1 = v0 * 2" in source  # not folded into the transpose-product
+
+
+def test_substitute_fuses_subscripts():
+    from einsumad._algebra import substitute
+    from einsumad._subscripts import Spec
+
+    consumer = Spec(("ik", "k"), "i", tuple((s, 2) for s in "ik"))
+    producer = Spec(("ij", "jk"), "ik", tuple((s, 2) for s in "ijk"))
+    assert str(substitute(consumer, 0, producer)) == "ia,ak,k->i"
+    generalised = Spec(("i",), "ii", (("i", 2),))
+    assert substitute(consumer, 0, generalised) is None
