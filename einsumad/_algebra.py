@@ -258,15 +258,3 @@ def substitute(consumer: Spec, k: int, producer: Spec) -> Spec | None:
             sizes[rename[s]] = n
     inputs = consumer.inputs[:k] + renamed + consumer.inputs[k + 1 :]
     return Spec(inputs, consumer.output, tuple(sorted(sizes.items())))
-
-
-def explicit(subscripts: str) -> str:
-    """The subscripts with the output written out (NumPy's implicit rule).
-
-    >>> explicit("ij,jk")
-    'ij,jk->ik'
-    """
-    sub = parse(subscripts)
-    return format_terms(sub.inputs, sub.output, sub.named)
-
-

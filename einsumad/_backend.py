@@ -25,7 +25,7 @@ import opt_einsum
 
 from ._subscripts import Spec
 
-__all__ = ["evaluate", "plan", "contraction_path", "flop_count"]
+__all__ = ["evaluate", "plan", "contraction_path"]
 
 Plan = Callable[..., np.ndarray]
 
@@ -310,10 +310,3 @@ def contraction_path(
     strategy = "dp" if len(spec.inputs) <= 20 else "auto"
     path, _ = opt_einsum.contract_path(_core_equation(spec), *shapes, shapes=True, optimize=strategy)
     return tuple(tuple(step) for step in path)
-
-
-def flop_count(spec: Spec, shapes: Sequence[tuple[int, ...]]) -> int:
-    """opt_einsum's floating-point operation count for ``spec`` on these shapes."""
-    path = list(contraction_path(spec, tuple(map(tuple, shapes))))
-    _, info = opt_einsum.contract_path(_core_equation(spec), *shapes, shapes=True, optimize=path)
-    return int(info.opt_cost)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._tape import Tensor, bind, unbox
+from ._tape import bind, unbox
 
 __all__ = ["Primitive", "primitive", "nondifferentiable", "defvjp", "defvjp_all", "defjvp"]
 
@@ -234,6 +234,3 @@ def _positional_count(prim: Primitive) -> int:
         return 16
     return sum(1 for p in params if p.kind in kinds)
 
-
-def is_tensor(x: Any) -> bool:
-    return isinstance(x, Tensor)

@@ -273,7 +273,7 @@ def parse(text: str) -> Subscripts:
 # --------------------------------------------------------------------------- resolve
 
 
-def _describe(text: str, k: int, shape: tuple[int, ...]) -> str:
+def _describe(k: int, shape: tuple[int, ...]) -> str:
     return f"operand {k} (shape {shape})"
 
 
@@ -388,8 +388,8 @@ def resolve(
             (k0, n0), (k1, n1) = _first_conflict(occurrences)
             raise _fail(
                 text,
-                f"index {token!r} has size {n0} in {_describe(text, k0, tuple(shapes[k0]))} "
-                f"but size {n1} in {_describe(text, k1, tuple(shapes[k1]))}",
+                f"index {token!r} has size {n0} in {_describe(k0, tuple(shapes[k0]))} "
+                f"but size {n1} in {_describe(k1, tuple(shapes[k1]))}",
                 _position_of(sub, k1, token) if token != ELLIPSIS else None,
             )
         size_of[s] = distinct.pop() if distinct else 1

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["Trace", "Node", "Tensor", "bind", "new_trace", "backward", "unbox", "is_traced"]
+__all__ = ["Trace", "Node", "Tensor", "bind", "new_trace", "backward", "unbox", "strip_differentiation"]
 
 REVERSE = "rev"
 FORWARD = "fwd"
@@ -187,10 +187,6 @@ def _concrete(x: Tensor, kind: str) -> Any:
             "without ea.compile."
         )
     return unbox(x)
-
-
-def is_traced(x: Any) -> bool:
-    return isinstance(x, Tensor)
 
 
 def bind(prim: Any, args: tuple, params: dict) -> Any:
