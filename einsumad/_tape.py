@@ -24,6 +24,7 @@ Every built-in rule accepts them.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, Iterator
 
 import numpy as np
@@ -197,30 +198,43 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
             top = a.trace
     if top is None:
         return prim.impl(*args, **params)
-    inner = tuple(a.value if isinstance(a, Tensor) and a.trace is top else a for a in args)
+    inner_list = []
+    traced = []  # positions of the arguments boxed by ``top``
+    nested = False  # does a lower trace still box some argument?
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a.trace is top:
+            traced.append(i)
+            a = a.value
+        if isinstance(a, Tensor):
+            nested = True
+        inner_list.append(a)
+    inner = tuple(inner_list)
     if not prim.differentiable and top.mode != STAGE:
         # No derivative flows through (comparisons, masks): evaluate on the values.
         return bind(prim, inner, params)
-    ans = bind(prim, inner, params)
+    ans = bind(prim, inner, params) if nested else prim.impl(*inner, **params)
     if top.mode == STAGE:
         return top.recorder(prim, args, ans, params)
     if top.mode == REVERSE:
-        parents = tuple(
-            (i, a.node) for i, a in enumerate(args) if isinstance(a, Tensor) and a.trace is top
-        )
+        parents = tuple((i, args[i].node) for i in traced)
         return Tensor(ans, top, Node(prim, inner, params, ans, parents))
     tangent = None
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor) and a.trace is top:
-            t = prim.jvp(i, a.tangent, ans, inner, params)
-            tangent = t if tangent is None else _accumulate(tangent, t)
+    for i in traced:
+        t = prim.jvp(i, args[i].tangent, ans, inner, params)
+        tangent = t if tangent is None else _accumulate(tangent, t)
     return Tensor(ans, top, tangent=tangent)
 
 
 def _accumulate(total: Any, more: Any) -> Any:
-    from ._ops_math import add
+    """``total + more`` for (co)tangents reaching one value along several paths."""
+    return _add_op()(total, more)
 
-    return add(total, more)
+
+@functools.lru_cache(maxsize=1)
+def _add_op() -> Any:
+    from ._ops_math import add  # the ops import the tape: resolve the cycle lazily
+
+    return add
 
 
 def _toposort(ends: list[Node]) -> list[Node]:
