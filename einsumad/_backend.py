@@ -41,7 +41,11 @@ def evaluate(spec: Spec, *arrays: Any) -> np.ndarray:
     array([[1., 0.],
            [0., 2.]])
     """
-    return plan(spec, tuple(a.shape if isinstance(a, np.ndarray) else np.shape(a) for a in arrays))(*arrays)
+    try:
+        shapes = tuple([a.shape for a in arrays])
+    except AttributeError:  # a Python scalar among the operands
+        shapes = tuple([np.shape(a) for a in arrays])
+    return plan(spec, shapes)(*arrays)
 
 
 def _letters(spec_terms: Sequence[str]) -> dict[str, str]:

@@ -34,7 +34,7 @@ def _as_primal(x: Any, where: str) -> Any:
     if isinstance(x, Tensor):
         return x
     array = np.asarray(x)
-    if not np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind != "f":
         raise TypeError(
             f"{where} needs floating-point inputs, got dtype {array.dtype}; "
             f"convert with np.asarray(x, dtype=float)"
