@@ -461,6 +461,12 @@ def _relabel(spec: Any) -> dict[str, str]:
     return mapping
 
 
+
+def _readable_terms(spec: Any) -> tuple[list[str], str]:
+    """A recorded einsum's terms and output in the readable letters i, j, k, ..."""
+    rel = _relabel(spec)
+    return ["".join(rel[s] for s in t) for t in spec.inputs], "".join(rel[s] for s in spec.output)
+
 def _fprime_factor(node: Node, arg_name: str, letters: str) -> Factor:
     if node.prim.name == "power":
         p = np.asarray(node.args[1]).item()
@@ -672,10 +678,7 @@ def _forward_step(node: Node, nm: str, operand_name: Callable[[Node, int], str])
     nargs = len(node.args)
     ops = tuple(operand_name(node, k) for k in range(nargs))
     if prim.name == "einsum":
-        spec = node.params["spec"]
-        rel = _relabel(spec)
-        terms = ["".join(rel[s] for s in t) for t in spec.inputs]
-        out = "".join(rel[s] for s in spec.output)
+        terms, out = _readable_terms(node.params["spec"])
         subs = ",".join(terms) + "->" + out
         summed = "".join(dict.fromkeys(c for t in terms for c in t if c not in out))
         index = IndexForm(nm, out, (Term(tuple(Factor(o, t) for o, t in zip(ops, terms)), summed),))
@@ -720,10 +723,7 @@ def _backward_step(
     shape = np.shape(value)
     ops = [operand_name(node, j) for j in range(len(node.args))]
     if prim.name == "einsum":
-        spec = node.params["spec"]
-        rel = _relabel(spec)
-        terms = ["".join(rel[s] for s in t) for t in spec.inputs]
-        out = "".join(rel[s] for s in spec.output)
+        terms, out = _readable_terms(node.params["spec"])
         fwd = ",".join(terms) + "->" + out
         vjp = vjp_subscripts(fwd, k)
         vjp_ops = (g_name, *[o for j, o in enumerate(ops) if j != k])
