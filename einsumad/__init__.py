@@ -13,48 +13,26 @@ array([4., 6.])
 
 from __future__ import annotations
 
-from . import (
-    _tensor_ops,  # noqa: F401  (installs Tensor's operators)
-    optim,  # ea.optim.SGD, ea.optim.Adam, ea.optim.fit
-)
-from ._algebra import jvp_subscripts, vjp_subscripts
-from ._compile import codegen, compile
-from ._derive import Derivation, derive, name
-from ._errors import EinsumError, GradientCheckError
-from ._matrix import matrix_form
-from ._ops_math import (
-    add,
-    cos,
-    divide,
-    einsum,
-    exp,
-    log,
-    matmul,
-    mean,
-    multiply,
-    negative,
-    power,
-    reciprocal,
-    relu,
-    sigmoid,
-    sin,
-    sqrt,
-    square,
-    subtract,
-    sum,
-    tanh,
-    transpose,
-)
-from ._ops_reduce import log_softmax, logsumexp, max, min, softmax
-from ._ops_select import abs, clip, maximum, minimum, one_hot, where
-from ._ops_shape import broadcast_to, concatenate, rearrange, reshape, stack
-from ._primitive import defjvp, defvjp, defvjp_all, primitive
-from ._pytree import tree_flatten, tree_map, tree_unflatten
-from ._tape import Tensor
-from ._transforms import grad, hessian, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
-from .testing import check_gradient, check_grads
-
-__version__ = "0.1.0"
+from . import algebra, optim  # ea.optim.SGD, ea.optim.Adam, ea.optim.fit
+from .algebra.errors import EinsumError, GradientCheckError
+from .algebra.matrix import matrix_form
+from .algebra.swap import jvp_subscripts, vjp_subscripts
+from .core.pytree import tree_flatten, tree_map, tree_unflatten
+from .core.tape import EscapedTracerError, Tensor
+from .ops import tensor_methods  # noqa: F401  (installs Tensor's operators)
+from .ops.arith import add, divide, exp, log, negative, power, reciprocal, sqrt, square, subtract
+from .ops.compare import stop_gradient
+from .ops.einsum import broadcast_to, einsum, matmul, mean, multiply, sum, transpose
+from .ops.functions import cos, relu, sigmoid, sin, tanh
+from .ops.reduce import log_softmax, logsumexp, max, min, softmax
+from .ops.select import abs, clip, maximum, minimum, one_hot, where
+from .ops.shape import concatenate, rearrange, reshape, stack
+from .tools.compile import codegen, compile
+from .tools.derive import Derivation, derive, name
+from .tools.testing import check_gradient, check_grads
+from .transforms.autodiff import grad, hessian, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
+from .transforms.extend import defjvp, defvjp, defvjp_all, primitive
+from .version import __version__
 
 __all__ = [
     # index algebra
@@ -66,7 +44,7 @@ __all__ = [
     "transpose", "sum", "mean", "exp", "log", "tanh", "sigmoid", "sin", "cos", "sqrt",
     "relu", "reciprocal", "square", "where", "reshape", "broadcast_to", "concatenate", "stack",
     "max", "min", "logsumexp", "softmax", "log_softmax", "maximum", "minimum", "abs", "clip",
-    "one_hot", "rearrange",
+    "one_hot", "rearrange", "stop_gradient",
     # transformations
     "compile", "codegen",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian",
@@ -78,5 +56,5 @@ __all__ = [
     # checking derivatives
     "check_grads", "check_gradient",
     # errors
-    "EinsumError", "GradientCheckError",
+    "EinsumError", "GradientCheckError", "EscapedTracerError",
 ]

@@ -1,6 +1,6 @@
-"""``python -m einsumad``: the command line (see :mod:`einsumad._cli`)."""
+"""``python -m einsumad``: the command line (see :mod:`einsumad.tools.cli`)."""
 
-from ._cli import main
+from .tools.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 import einsumad as ea
-from einsumad._algebra import broadcast_spec, contract_delta, pairwise_steps, swap
-from einsumad._subscripts import Spec, parse, resolve
+from einsumad.algebra.subscripts import Spec, parse, resolve
+from einsumad.algebra.swap import broadcast_spec, contract_delta, pairwise_steps, swap
 
 VJP_TABLE = [
     # (forward, operand, swapped)                       what a matrix text would write
@@ -68,11 +68,11 @@ def test_swap_with_batch_letters():
 @pytest.mark.parametrize(
     "shapes, expected",
     [
-        (((3,), (2, 3)), "b,ab->ab"),
-        (((2, 3), (3,)), "ab,b->ab"),
-        (((1, 3), (2, 3)), "cb,ab->ab"),  # the stretched size-1 axis gets its own letter
-        (((), (2,)), ",a->a"),
-        (((2, 1), (1, 3)), "ac,db->ab"),
+        (((3,), (2, 3)), "j,ij->ij"),
+        (((2, 3), (3,)), "ij,j->ij"),
+        (((1, 3), (2, 3)), "kj,ij->ij"),  # the stretched size-1 axis gets its own letter
+        (((), (2,)), ",i->i"),
+        (((2, 1), (1, 3)), "ik,lj->ij"),
     ],
 )
 def test_broadcast_spec_assigns_letters_as_numpy_broadcasts(shapes, expected):

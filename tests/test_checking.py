@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import einsumad as ea
-from einsumad._tape import unbox
-from einsumad.testing import _arg_names, _check_grads
+from einsumad.core.tape import unbox
+from einsumad.tools.testing import _arg_names, _check_grads
 
 
 def _message(excinfo: pytest.ExceptionInfo) -> str:

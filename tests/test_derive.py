@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import einsumad as ea
-from einsumad import _derive
+from einsumad.tools import derive as _derive
 from tests.numeric import numerical_gradient
 
 

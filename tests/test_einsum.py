@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einsumad as ea
-from einsumad._subscripts import parse, resolve
+from einsumad.algebra.subscripts import parse, resolve
 from tests.numeric import numerical_directional, numerical_gradient
 
 # ----------------------------------------------------------------- a corpus, grouped by kind
@@ -265,7 +265,7 @@ def test_random_einsum_forward_and_gradients(case, seed):
 
 def test_long_chain_is_recorded_pairwise(rng):
     """A traced n-ary einsum is recorded as n-1 pairwise steps, not one n-ary node."""
-    from einsumad._transforms import _Recording
+    from einsumad.transforms.autodiff import _Recording
 
     mats = _random([(3, 3)] * 6, rng)
     recording = _Recording(lambda *m: ea.einsum("ab,bc,cd,de,ef,fg->ag", *m), mats, "test")

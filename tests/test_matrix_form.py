@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import einsumad as ea
-from einsumad._subscripts import parse
+from einsumad.algebra.subscripts import parse
 
 # ------------------------------------------------------------------ the table
 

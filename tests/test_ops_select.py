@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import einsumad as ea
-from einsumad import _ops_compare
-from einsumad._primitive import Primitive
+from einsumad.core.primitive import Primitive
+from einsumad.ops import compare as _ops_compare
 from tests.numeric import numerical_gradient, numerical_jacobian
 
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import einsumad as ea
-from einsumad._subscripts import parse, resolve
+from einsumad.algebra.subscripts import parse, resolve
 
 # ----------------------------------------------------------------- NumPy's implicit mode
 

@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from ._errors import EinsumError
-from ._subscripts import ELLIPSIS, parse
+from .errors import EinsumError
+from .subscripts import ELLIPSIS, parse
 
 __all__ = ["matrix_form", "latex_name"]
 

@@ -11,8 +11,9 @@ the step read backwards:
 2. permute the elementary axes (a transpose),
 3. group them as the right side says (a reshape).
 
-:func:`plan` returns the three; :func:`reverse` returns the pattern read from
-right to left, which is what the VJP applies to the cotangent.
+:func:`plan` returns the three. The VJP applies their transposes in reverse
+order (reshape, inverse transpose, reshape), which is the pattern read from right
+to left.
 
 Every error is a :class:`~einsumad.EinsumError` (a ``ValueError``) quoting the
 pattern, and the shape when one is involved.
@@ -24,15 +25,14 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ._errors import EinsumError
+from .errors import EinsumError
 
-__all__ = ["Plan", "parse", "plan", "reverse"]
+__all__ = ["Plan", "parse", "plan"]
 
 ELLIPSIS = "..."
 _TOKEN = re.compile(r"\.\.\.|[()]|[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-Group = "tuple[str, ...] | str"
 Side = tuple  # of groups
 """One side of a pattern: per array axis, the tuple of its elementary names; an
 ungrouped ``...`` (any number of array axes) is the string ``"..."`` itself."""
@@ -125,21 +125,6 @@ def parse(pattern: str) -> tuple[Side, Side]:
                 "(sum or broadcast to drop or add one)",
             )
     return left, right
-
-
-def reverse(pattern: str) -> str:
-    """The pattern read from right to left: the rearrangement that undoes ``pattern``.
-
-    Sizes of grouped axes must be given again when they cannot be inferred. A
-    pattern that groups ``...`` on its right side has no reversed pattern (a
-    grouped ``...`` cannot be split); its VJP, a reshape and a transpose, needs none.
-
-    >>> reverse("b s (h d) -> b h s d")
-    'b h s d -> b s (h d)'
-    """
-    parse(pattern)
-    left, right = pattern.split("->")
-    return f"{right.strip()} -> {left.strip()}"
 
 
 def _names(side: Side) -> list[str]:

@@ -14,9 +14,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._delta import KroneckerDelta
-from ._pytree import TreeDef, tree_flatten, tree_unflatten
-from ._tape import FORWARD, REVERSE, Node, Tensor, backward, new_trace, unbox
+from ..core.backward import backward
+from ..core.delta import KroneckerDelta
+from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
+from ..core.structural import astype_p
+from ..core.tape import FORWARD, REVERSE, Node, Tensor, new_trace, unbox
+from ..ops.einsum import transpose
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian"]
 
@@ -48,9 +51,7 @@ def _finish(g: Any, primal: Any) -> Any:
     if isinstance(g, Tensor):
         if g.dtype == dtype:
             return g
-        from ._ops_math import astype
-
-        return astype(g, dtype)
+        return astype_p(g, dtype=dtype)
     if isinstance(g, np.ndarray) and g.dtype == dtype and g.flags.writeable and g.flags.owndata:
         return g
     return np.array(g, dtype=dtype, copy=True)
@@ -419,8 +420,6 @@ def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
 
 def _move_batch_last(t: Any, nbatch: int) -> Any:
     """Axes ``batch + out`` to ``out + batch``."""
-    from ._ops_math import transpose
-
     if isinstance(t, KroneckerDelta):
         t = np.asarray(t)
     ndim = np.ndim(unbox(t))

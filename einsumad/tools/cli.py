@@ -19,9 +19,15 @@ from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
-from ._algebra import vjp_subscripts
-from ._errors import EinsumError
-from ._subscripts import parse
+from .. import version
+from ..algebra.errors import EinsumError
+from ..algebra.matrix import default_names, matrix_form
+from ..algebra.subscripts import parse
+from ..algebra.swap import vjp_subscripts
+from ..ops.einsum import einsum
+from ..transforms.autodiff import jvp, vjp
+from ..transforms.extend import defjvp, defvjp, primitive
+from .testing import _check_grads
 
 __all__ = ["main"]
 
@@ -83,9 +89,7 @@ def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG, description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    from . import __version__
-
-    parser.add_argument("--version", action="version", version=f"einsumad {__version__}")
+    parser.add_argument("--version", action="version", version=f"einsumad {version.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="{vjp,check}", required=True)
 
     vjp = commands.add_parser(
@@ -159,25 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ===================================================================== vjp
 
 
-def _matrix_form() -> Callable[..., str | None] | None:
-    """The matrix-form renderer, when this build has it."""
-    try:
-        from ._matrix import matrix_form
-    except ImportError:
-        return None
-    return matrix_form
-
-
 def _names(text: str | None, terms: Sequence[Sequence[str]]) -> list[str]:
     if text is None:
-        try:
-            from ._matrix import default_names
-
-            return list(default_names(terms))
-        except ImportError:
-            letters = "ABCDEFHKLMNPQRSUVWXYZ"
-            return [letters[k % len(letters)] if len(t) == 2 else letters[k % len(letters)].lower()
-                    for k, t in enumerate(terms)]
+        return list(default_names(terms))
     names = [n.strip() for n in text.split(",")]
     if len(names) != len(terms) or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names):
         raise _BadInput(
@@ -207,7 +195,7 @@ def _run_vjp(args: argparse.Namespace) -> int:
     cot = "G" if len(sub.output) == 2 else "g"
     while cot in names:
         cot += "_out"
-    form = _matrix_form()
+    form = matrix_form
     ascii_only = not _encodable("⊙")
 
     def render(subscripts: str, operand_names: list[str]) -> str:
@@ -275,15 +263,10 @@ def _parse_sizes(text: str | None) -> dict[str, int]:
 
 def _einsum_fun(subscripts: str, sizes: dict[str, int], wrong: int | None, n: int) -> Callable:
     """``ops -> einsum(subscripts, *ops)``, optionally with operand ``wrong``'s VJP doubled."""
-    from ._ops_math import einsum
-
     if wrong is None:
         return lambda *ops: einsum(subscripts, *ops, sizes=sizes)
     if not 0 <= wrong < n:
         raise _BadInput(f"--wrong-vjp {wrong}: there is no operand {wrong} (there are {n})")
-    from ._primitive import defjvp, defvjp, primitive
-    from ._transforms import jvp, vjp
-
     def broken_einsum(*ops: Any) -> Any:
         return einsum(subscripts, *ops, sizes=sizes)
 
@@ -308,9 +291,6 @@ def _einsum_fun(subscripts: str, sizes: dict[str, int], wrong: int | None, n: in
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from ._ops_math import einsum
-    from .testing import _check_grads
-
     sub = parse(args.subscripts)
     shapes = _parse_shapes(args.shapes)
     if len(shapes) != len(sub.inputs):

@@ -19,10 +19,10 @@ Everything here works on strings only (user subscripts or resolved
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
-from ._errors import EinsumError
-from ._subscripts import Spec, Subscripts, format_terms, fresh_symbols, parse
+from .errors import EinsumError
+from .subscripts import Spec, Subscripts, format_terms, fresh_symbols, parse
 
 __all__ = [
     "vjp_subscripts",
@@ -33,7 +33,10 @@ __all__ = [
     "pairwise_steps",
     "contract_delta",
     "substitute",
+    "run_pairwise",
 ]
+
+T = TypeVar("T")
 
 
 def _operand_index(sub: Subscripts, k: int) -> int:
@@ -100,7 +103,7 @@ def swap(spec: Spec, k: int, batch: str = "") -> Spec:
     ('i,ij->j', 'Zi,ij->Zj')
     """
     others = tuple(t for i, t in enumerate(spec.inputs) if i != k)
-    return _add_batch_sizes(Spec((batch + spec.output, *others), batch + spec.inputs[k], spec.sizes), batch)
+    return _add_batch_sizes(spec.with_terms((batch + spec.output, *others), batch + spec.inputs[k]), batch)
 
 
 def with_batch(spec: Spec, k: int, batch: str) -> Spec:
@@ -111,7 +114,7 @@ def with_batch(spec: Spec, k: int, batch: str) -> Spec:
     'Zij,j->Zi'
     """
     inputs = tuple(batch + t if i == k else t for i, t in enumerate(spec.inputs))
-    return _add_batch_sizes(Spec(inputs, batch + spec.output, spec.sizes), batch)
+    return _add_batch_sizes(spec.with_terms(inputs, batch + spec.output), batch)
 
 
 def _add_batch_sizes(spec: Spec, batch: str) -> Spec:
@@ -121,7 +124,7 @@ def _add_batch_sizes(spec: Spec, batch: str) -> Spec:
     sizes = dict(spec.sizes)
     for s in batch:
         sizes.setdefault(s, -1)
-    return Spec(spec.inputs, spec.output, tuple(sorted(sizes.items())))
+    return spec.with_terms(spec.inputs, spec.output, sizes.items())
 
 
 def batch_symbols(spec: Spec, count: int) -> str:
@@ -136,9 +139,9 @@ def broadcast_spec(*shapes: tuple[int, ...]) -> Spec:
     symbol, and a size-1 axis that is stretched gets a symbol of its own.
 
     >>> str(broadcast_spec((3,), (2, 3)))
-    'b,ab->ab'
+    'j,ij->ij'
     >>> str(broadcast_spec((1, 3), (2, 3)))
-    'cb,ab->ab'
+    'kj,ij->ij'
     """
     ndim = max((len(s) for s in shapes), default=0)
     letters = fresh_symbols("", ndim)
@@ -200,7 +203,7 @@ def pairwise_steps(
         else:
             needed = set("".join(rest)) | set(spec.output)
             out = "".join(dict.fromkeys(s for s in "".join(chosen) if s in needed))
-        steps.append((positions, Spec(tuple(chosen), out, spec.sizes)))
+        steps.append((positions, spec.with_terms(chosen, out)))
         terms = rest + [out]
     return steps
 
@@ -226,7 +229,7 @@ def contract_delta(spec: Spec, k: int) -> Spec:
     rename = dict(zip(term[:half], term[half:]))
     relabel = lambda t: "".join(rename.get(s, s) for s in t)  # noqa: E731
     others = tuple(relabel(t) for i, t in enumerate(spec.inputs) if i != k)
-    return Spec(others, relabel(spec.output), spec.sizes)
+    return spec.with_terms(others, relabel(spec.output))
 
 
 def substitute(consumer: Spec, k: int, producer: Spec) -> Spec | None:
@@ -257,4 +260,31 @@ def substitute(consumer: Spec, k: int, producer: Spec) -> Spec | None:
         if s in rename and rename[s] not in sizes:
             sizes[rename[s]] = n
     inputs = consumer.inputs[:k] + renamed + consumer.inputs[k + 1 :]
-    return Spec(inputs, consumer.output, tuple(sorted(sizes.items())))
+    return consumer.with_terms(inputs, consumer.output, sizes.items())
+
+
+def run_pairwise(
+    spec: Spec,
+    path: Sequence[Sequence[int]],
+    operands: Sequence[T],
+    contract: Callable[[Spec, list[T]], T],
+) -> T:
+    """Contract ``operands`` along ``path``: the one pairwise-path runner.
+
+    ``contract(step_spec, chosen)`` evaluates one step of :func:`pairwise_steps`;
+    its result joins the end of the operand list, as opt_einsum's paths expect.
+    The operands are opaque: arrays (the backend), traced values (the tape
+    records each step) or names in generated source.
+
+    >>> spec = Spec(("ij", "jk", "kl"), "il", tuple((s, 2) for s in "ijkl"))
+    >>> run_pairwise(spec, [(1, 2), (0, 1)], ["A", "B", "C"],
+    ...              lambda step, ops: f"({' '.join(ops)} : {step})")
+    '(A (B C : jk,kl->jl) : ij,jl->il)'
+    """
+    current = list(operands)
+    for positions, step in pairwise_steps(spec, path):
+        chosen = [current[p] for p in positions]
+        current = [o for i, o in enumerate(current) if i not in positions]
+        current.append(contract(step, chosen))
+    (result,) = current
+    return result

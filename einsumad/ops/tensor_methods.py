@@ -1,6 +1,6 @@
 """Operators and methods of :class:`~einsumad.Tensor`, each a call to an op.
 
-Kept apart from the tape so the tape module holds only the mechanism.
+Installed by the op library on the core's Tensor, so the core needs no op.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _ops_compare as c
-from . import _ops_math as m
-from . import _ops_reduce as r
-from ._ops_shape import getitem, reshape
-from ._tape import Tensor
+from ..core.tape import Tensor
+from . import arith as m
+from . import compare as c
+from . import einsum as e
+from . import reduce as r
+from .shape import getitem, reshape
 
 
 def _reflected(fun: Any) -> Any:
@@ -31,14 +32,14 @@ Tensor.__add__ = lambda self, other: m.add(self, other)  # type: ignore[method-a
 Tensor.__radd__ = _reflected(m.add)  # type: ignore[attr-defined]
 Tensor.__sub__ = lambda self, other: m.subtract(self, other)  # type: ignore[attr-defined]
 Tensor.__rsub__ = _reflected(m.subtract)  # type: ignore[attr-defined]
-Tensor.__mul__ = lambda self, other: m.multiply(self, other)  # type: ignore[attr-defined]
-Tensor.__rmul__ = _reflected(m.multiply)  # type: ignore[attr-defined]
+Tensor.__mul__ = lambda self, other: e.multiply(self, other)  # type: ignore[attr-defined]
+Tensor.__rmul__ = _reflected(e.multiply)  # type: ignore[attr-defined]
 Tensor.__truediv__ = lambda self, other: m.divide(self, other)  # type: ignore[attr-defined]
 Tensor.__rtruediv__ = _reflected(m.divide)  # type: ignore[attr-defined]
 Tensor.__pow__ = lambda self, other: m.power(self, other)  # type: ignore[attr-defined]
 Tensor.__rpow__ = _reflected(m.power)  # type: ignore[attr-defined]
-Tensor.__matmul__ = lambda self, other: m.matmul(self, other)  # type: ignore[attr-defined]
-Tensor.__rmatmul__ = _reflected(m.matmul)  # type: ignore[attr-defined]
+Tensor.__matmul__ = lambda self, other: e.matmul(self, other)  # type: ignore[attr-defined]
+Tensor.__rmatmul__ = _reflected(e.matmul)  # type: ignore[attr-defined]
 Tensor.__neg__ = lambda self: m.negative(self)  # type: ignore[attr-defined]
 Tensor.__pos__ = lambda self: self  # type: ignore[attr-defined]
 Tensor.__getitem__ = lambda self, index: getitem(self, index)  # type: ignore[attr-defined]
@@ -49,10 +50,10 @@ Tensor.__ge__ = _compare(c.greater_equal)  # type: ignore[method-assign]
 Tensor.__eq__ = _compare(c.equal)  # type: ignore[method-assign]
 Tensor.__ne__ = _compare(c.not_equal)  # type: ignore[method-assign]
 Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
-Tensor.T = property(lambda self: m.transpose(self))  # type: ignore[attr-defined]
-Tensor.sum = lambda self, axis=None, keepdims=False: m.sum(self, axis, keepdims)  # type: ignore[attr-defined]
-Tensor.mean = lambda self, axis=None, keepdims=False: m.mean(self, axis, keepdims)  # type: ignore[attr-defined]
+Tensor.T = property(lambda self: e.transpose(self))  # type: ignore[attr-defined]
+Tensor.sum = lambda self, axis=None, keepdims=False: e.sum(self, axis, keepdims)  # type: ignore[attr-defined]
+Tensor.mean = lambda self, axis=None, keepdims=False: e.mean(self, axis, keepdims)  # type: ignore[attr-defined]
 Tensor.max = lambda self, axis=None, keepdims=False: r.max(self, axis, keepdims)  # type: ignore[attr-defined]
 Tensor.min = lambda self, axis=None, keepdims=False: r.min(self, axis, keepdims)  # type: ignore[attr-defined]
 Tensor.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)  # type: ignore[attr-defined]
-Tensor.transpose = lambda self, *axes: m.transpose(self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None)  # type: ignore[attr-defined]
+Tensor.transpose = lambda self, *axes: e.transpose(self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None)  # type: ignore[attr-defined]

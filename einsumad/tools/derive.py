@@ -35,16 +35,19 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ._algebra import vjp_subscripts
-from ._matrix import latex_name, matrix_form
-from ._names import parameter_names
-from ._ops_math import _broadcast_term_spec
-from ._tape import REVERSE, Node, Tensor, _toposort, new_trace, unbox
+from ..algebra.letters import relabel_terms
+from ..algebra.matrix import latex_name, matrix_form
+from ..algebra.swap import broadcast_spec, vjp_subscripts
+from ..core.backward import backward, toposort
+from ..core.einsum import Einsum
+from ..core.elementwise import Elementwise, Notation
+from ..core.linear import Linear
+from ..core.names import parameter_names
+from ..core.tape import REVERSE, Node, Tensor, new_trace, unbox
+from ..transforms.autodiff import jacobian
 
 __all__ = ["derive", "Derivation", "Step", "JacobianRow", "JacobianView", "name"]
 
-_ELEMENTWISE = {"exp", "log", "tanh", "sigmoid", "sin", "cos", "sqrt", "relu", "reciprocal", "square"}
-_PASS = {"add", "subtract", "negative"}
 _LETTERS = "ijklmnpqrstuvwxyzabcdefgh"
 _INSTALL_HINT = (
     "rendering SVG needs Graphviz: install the Python package with "
@@ -452,52 +455,85 @@ def _constant_name(x: Any, constants: dict[int, str]) -> str:
     return constants[key]
 
 
-def _relabel(spec: Any) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for term in (*spec.inputs, spec.output):
-        for s in term:
-            if s not in mapping:
-                mapping[s] = _LETTERS[len(mapping)]
-    return mapping
+def _declaration(node: Node) -> Any:
+    return node.prim.declaration
 
 
-
-def _readable_terms(spec: Any) -> tuple[list[str], str]:
-    """A recorded einsum's terms and output in the readable letters i, j, k, ..."""
-    rel = _relabel(spec)
-    return ["".join(rel[s] for s in t) for t in spec.inputs], "".join(rel[s] for s in spec.output)
-
-def _fprime_factor(node: Node, arg_name: str, letters: str) -> Factor:
-    if node.prim.name == "power":
-        p = np.asarray(node.args[1]).item()
-        q = p - 1
-        if q == 1:
-            return Factor(arg_name, letters, scale=f"{p:g}")
-        return Factor(f"{arg_name}^{q:g}", "", scale=f"{p:g}") if not letters else Factor(
-            arg_name, letters, fn=None, scale=f"{p:g}"
-        )
-    return Factor(arg_name, letters, fn=f"{node.prim.name}'")
+def _readable_terms(node: Node) -> tuple[list[str], str]:
+    """A recorded einsum's terms and output, in the library's one set of readable letters."""
+    spec = _declaration(node).spec(node.args, node.params)
+    return relabel_terms(spec.inputs, spec.output)
 
 
-def _fprime_name(node: Node, arg_name: str) -> str:
-    if node.prim.name == "power":
-        p = np.asarray(node.args[1]).item()
-        return f"{p:g} {arg_name}" if p == 2 else f"{p:g} {arg_name}^{p - 1:g}"
-    return f"{node.prim.name}'({arg_name})"
+def _traced_args(node: Node) -> list[int]:
+    return [k for k, _ in node.parents]
 
 
-def _is_elementwise(node: Node) -> bool:
-    if node.prim.name in _ELEMENTWISE:
-        return True
-    return node.prim.name == "power" and len(node.parents) == 1 and node.parents[0][0] == 0 and np.ndim(
-        unbox(node.args[1])
-    ) == 0
+def _partial_is_one(node: Node, k: int) -> bool:
+    """Elementwise with the constant partial 1 in argument k: the cotangent passes through."""
+    declaration = _declaration(node)
+    if not isinstance(declaration, Elementwise) or k >= len(declaration.partials):
+        return False
+    partial = declaration.partials[k]
+    return isinstance(partial, (int, float)) and partial == 1
+
+
+def _is_negation(node: Node) -> bool:
+    """A unary linear op whose transpose is itself times -1 (``-x``)."""
+    declaration = _declaration(node)
+    return isinstance(declaration, Linear) and declaration.describe == "negate"
 
 
 def _is_pass_through(node: Node, argnum: int) -> bool:
-    if node.prim.name not in _PASS:
+    """The cotangent of ``argnum`` is the output's, unchanged (and of equal shape)."""
+    if not _partial_is_one(node, argnum):
         return False
     return np.shape(unbox(node.args[argnum])) == np.shape(unbox(node.ans))
+
+
+def _is_elementwise_function(node: Node) -> bool:
+    """An elementwise op of one traced argument with a non-trivial derivative."""
+    return (
+        isinstance(_declaration(node), Elementwise)
+        and len(node.parents) == 1
+        and not _partial_is_one(node, node.parents[0][0])
+        and _notation(node).operator is None
+    )
+
+
+def _notation(node: Node) -> Notation:
+    declaration = _declaration(node)
+    return declaration.notation or Notation(node.prim.name)
+
+
+def _format(template: Any, names: Sequence[str], params: dict) -> str:
+    if callable(template):
+        return str(template(names, params))
+    return str(template).format(*names, **params)
+
+
+def _fprime_name(node: Node, ops: Sequence[str], k: int) -> str:
+    """``tanh'(z1)``, ``2 v3``, ``1/y``: the declared notation of ``∂f/∂x_k``."""
+    notation = _notation(node)
+    templates = notation.derivative
+    if k < len(templates) and templates[k] is not None:
+        return _format(templates[k], ops, node.params)
+    return f"{notation.symbol}'({ops[k]})"
+
+
+def _fprime_factor(node: Node, ops: Sequence[str], k: int, letters: str) -> Factor:
+    notation = _notation(node)
+    templates = notation.derivative
+    if k < len(templates) and templates[k] is not None:
+        return Factor(_fprime_name(node, ops, k), "")
+    return Factor(ops[k], letters, fn=f"{notation.symbol}'")
+
+
+def _forward_text(node: Node, ops: Sequence[str]) -> str | None:
+    notation = _notation(node)
+    if notation.forward is not None:
+        return _format(notation.forward, ops, node.params)
+    return None
 
 
 def _size(x: Any) -> int:
@@ -556,7 +592,7 @@ def derive(
             f"{np.shape(out.value)}"
         )
 
-    order = list(reversed(_toposort([out.node])))  # forward order, leaves included
+    order = list(reversed(toposort([out.node])))  # forward order, leaves included
     local_names: dict[Node, str] = {}
     for var, v in local_vars.items():
         if isinstance(v, Tensor) and v.trace is trace and v.node not in local_names:
@@ -609,13 +645,13 @@ def derive(
         graph_nodes.append((ids[node], label or f"{nm} = {node.prim.name}", step.shape, False))
         for argnum, parent in node.parents:
             label = step.subscripts or node.prim.name
-            if step.subscripts and node.prim.name == "einsum":
+            if step.subscripts and isinstance(_declaration(node), Einsum):
                 fwd = step.subscripts
                 term = fwd.split("->")[0].split(",")[argnum] or "(scalar)"
                 label = f"{term} in {fwd}\nVJP {vjp_subscripts(fwd, argnum)}"
             graph_edges.append((ids[parent], ids[node], label))
 
-    # ---- backward
+    # ---- backward: observe the tape's own backward pass
     cot_name: dict[Node, str] = {}
 
     def cotangent_of(node: Node) -> str:
@@ -625,92 +661,112 @@ def derive(
             name_ = cot_name_given[node]
         else:
             uses = consumers[node]
-            if node not in named and len(uses) == 1 and _is_pass_through(*uses[0]) and uses[0][0].prim.name != "negative" and not (uses[0][0].prim.name == "subtract" and uses[0][1] == 1):
+            if node not in named and len(uses) == 1 and _is_pass_through(*uses[0]):
                 name_ = cotangent_of(uses[0][0])
             else:
                 name_ = _cotangent_name(value_name[node])
         cot_name[node] = name_
         return name_
 
+    observer = _StepRecorder(steps, value_name, consumers, cotangent_of, operand_name)
     seed = np.ones((), dtype=np.result_type(out.value))
-    pending: dict[Node, Any] = {out.node: seed}
-    seen_contribution: dict[Node, int] = {}
     steps.append(
         Step("backward", cotangent_of(out.node), "seed", None, None, (), None, "1", (), seed,
              wrt=value_name[out.node], latex_matrix="1")
     )
-    last_einsum_step: dict[Node, tuple[Step, Node, int]] = {}
-    gradients: dict[str, Any] = {}
-    for node in _toposort([out.node]):
-        g = pending.pop(node, None)
-        if g is None:
-            continue
-        if node.prim is None:
-            gradients[value_name[node]] = g
-            continue
-        g_name = cotangent_of(node)
-        for argnum, parent in node.parents:
-            value = node.prim.vjp(argnum, g, node.ans, node.args, node.params)
-            value = np.asarray(unbox(value))
-            target = cotangent_of(parent)
-            accumulate = seen_contribution.get(parent, 0) > 0
-            seen_contribution[parent] = seen_contribution.get(parent, 0) + 1
-            step = _backward_step(node, argnum, g, g_name, target, value, accumulate, operand_name, value_name[parent])
-            step.jacobian = _jacobian_row(node, argnum, g, value, value_name[node], value_name[parent], step)
-            steps.append(step)
-            pending[parent] = pending[parent] + value if parent in pending else value
-            if node.prim.name == "einsum":
-                last_einsum_step[parent] = (step, node, argnum)
-        if _is_elementwise(node) and len(consumers[node]) == 1 and node in last_einsum_step:
-            composed = _delta_step(node, steps[-1], *last_einsum_step[node], operand_name)
-            if composed is not None:
-                steps.append(composed)
+    backward([(out.node, seed)], observer)
     graph = (graph_nodes, graph_edges)
-    return Derivation(steps, gradients, np.asarray(out.value), graph)  # type: ignore[arg-type]
+    return Derivation(steps, observer.gradients, np.asarray(out.value), graph)  # type: ignore[arg-type]
+
+
+class _StepRecorder:
+    """The backward pass's observer: one :class:`Step` per VJP, in the pass's order."""
+
+    def __init__(self, steps: list[Step], value_name: dict, consumers: dict, cotangent_of: Callable, operand_name: Callable):
+        self.steps = steps
+        self.value_name = value_name
+        self.consumers = consumers
+        self.cotangent_of = cotangent_of
+        self.operand_name = operand_name
+        self.gradients: dict[str, Any] = {}
+        self.contributions: dict[Node, int] = {}
+        self.last_einsum_step: dict[Node, tuple[Step, Node, int]] = {}
+
+    def seed(self, node: Node, g: Any) -> None:
+        pass
+
+    def cotangent(self, node: Node, g: Any) -> None:
+        if node.prim is None:
+            self.gradients[self.value_name[node]] = np.asarray(unbox(g))
+
+    def vjp(self, node: Node, argnum: int, g: Any, contribution: Any) -> None:
+        parent = dict((k, p) for k, p in node.parents)[argnum]
+        value = np.asarray(unbox(contribution))
+        target = self.cotangent_of(parent)
+        accumulate = self.contributions.get(parent, 0) > 0
+        self.contributions[parent] = self.contributions.get(parent, 0) + 1
+        step = _backward_step(
+            node, argnum, g, self.cotangent_of(node), target, value, accumulate, self.operand_name,
+            self.value_name[parent],
+        )
+        step.jacobian = _jacobian_row(node, argnum, g, value, self.value_name[node], self.value_name[parent], step)
+        self.steps.append(step)
+        if isinstance(_declaration(node), Einsum):
+            self.last_einsum_step[parent] = (step, node, argnum)
+        if _is_elementwise_function(node) and len(self.consumers[node]) == 1 and node in self.last_einsum_step:
+            composed = _delta_step(node, step, *self.last_einsum_step[node], self.operand_name)
+            if composed is not None:
+                self.steps.append(composed)
 
 
 # ----------------------------------------------------------------- step builders
 
 
+def _latex_ops(text: str, ops: Sequence[str]) -> str:
+    for o in ops:
+        text = re.sub(rf"(?<![\w\\]){re.escape(o)}(?![\w])", lambda _m, o=o: latex_name(o), text)
+    return text
+
+
 def _forward_step(node: Node, nm: str, operand_name: Callable[[Node, int], str]) -> Step:
     prim = node.prim
+    declaration = _declaration(node)
     shape = np.shape(node.ans)
     nargs = len(node.args)
     ops = tuple(operand_name(node, k) for k in range(nargs))
-    if prim.name == "einsum":
-        terms, out = _readable_terms(node.params["spec"])
+    if isinstance(declaration, Einsum):
+        terms, out = _readable_terms(node)
         subs = ",".join(terms) + "->" + out
         summed = "".join(dict.fromkeys(c for t in terms for c in t if c not in out))
         index = IndexForm(nm, out, (Term(tuple(Factor(o, t) for o, t in zip(ops, terms)), summed),))
         mf = matrix_form(subs, ops)
         lmf = matrix_form(subs, ops, latex=True)
-        return Step("forward", nm, "einsum", subs, None, ops, index, mf, shape, node.ans, latex_matrix=lmf)
+        return Step("forward", nm, prim.name, subs, None, ops, index, mf, shape, node.ans, latex_matrix=lmf)
     letters = _LETTERS[: len(shape)]
-    if prim.name in _PASS:
-        factors = []
-        for k in range(nargs):
-            nd = np.ndim(unbox(node.args[k]))
-            factors.append(Factor(ops[k], letters[len(letters) - nd :]))
-        if prim.name == "negative":
-            index = IndexForm(nm, letters, (Term((factors[0],), sign="-"),))
-            mf = f"-{ops[0]}"
-        else:
-            sign = "+" if prim.name == "add" else "-"
-            index = IndexForm(nm, letters, (Term((factors[0],)), Term((factors[1],), sign=sign)))
-            mf = f"{ops[0]} {sign} {ops[1]}"
-        lmf = mf
-        for o in ops:
-            lmf = re.sub(rf"(?<![\w\\]){re.escape(o)}(?![\w])", lambda _m, o=o: latex_name(o), lmf)
-        return Step("forward", nm, prim.name, None, None, ops, index, mf, shape, node.ans, latex_matrix=lmf)
-    if _is_elementwise(node):
-        if prim.name == "power":
-            p = f"{np.asarray(node.args[1]).item():g}"
-            index = IndexForm(nm, letters, (Term((Factor(ops[0], letters, power=p),)),))
-            return Step("forward", nm, "power", letters + "->" + letters, None, ops[:1], index, None, shape, node.ans)
-        index = IndexForm(nm, letters, (Term((Factor(ops[0], letters, fn=prim.name),)),))
-        mf = f"{prim.name}({ops[0]})"
+    if isinstance(declaration, Elementwise):
+        notation = _notation(node)
+        if notation.operator is not None and nargs == 2:
+            factors = [Factor(ops[k], letters[len(letters) - np.ndim(unbox(node.args[k])) :]) for k in range(2)]
+            if notation.operator == "+":
+                index = IndexForm(nm, letters, (Term((factors[0],)), Term((factors[1],))))
+            else:
+                index = IndexForm(nm, letters, (Term((Factor(f"{factors[0].plain()} {notation.operator} {factors[1].plain()}"),)),))
+            mf = f"{ops[0]} {notation.operator} {ops[1]}"
+            return Step("forward", nm, prim.name, None, None, ops, index, mf, shape, node.ans,
+                        latex_matrix=_latex_ops(mf, ops))
+        text = _forward_text(node, ops)
+        if text is not None:
+            index = IndexForm(nm, letters, (Term((Factor(text.replace(ops[0], f"{ops[0]}_{letters}", 1) if letters else text),)),))
+            return Step("forward", nm, prim.name, letters + "->" + letters, None, ops[:1], index, None, shape, node.ans)
+        index = IndexForm(nm, letters, (Term((Factor(ops[0], letters, fn=notation.symbol),)),))
+        mf = f"{notation.symbol}({ops[0]})"
         return Step("forward", nm, prim.name, letters + "->" + letters, None, ops, index, mf, shape,
                     node.ans, latex_matrix=latex_name(mf))
+    if _is_negation(node):
+        index = IndexForm(nm, letters, (Term((Factor(ops[0], letters),), sign="-"),))
+        mf = f"-{ops[0]}"
+        return Step("forward", nm, prim.name, None, None, ops, index, mf, shape, node.ans,
+                    latex_matrix=_latex_ops(mf, ops))
     index = IndexForm(nm, "", (Term((Factor(f"{prim.name}({', '.join(ops)})"),)),))
     return Step("forward", nm, prim.name, None, None, ops, index, None, shape, node.ans)
 
@@ -720,10 +776,11 @@ def _backward_step(
     operand_name: Callable[[Node, int], str], wrt: str,
 ) -> Step:
     prim = node.prim
+    declaration = _declaration(node)
     shape = np.shape(value)
     ops = [operand_name(node, j) for j in range(len(node.args))]
-    if prim.name == "einsum":
-        terms, out = _readable_terms(node.params["spec"])
+    if isinstance(declaration, Einsum):
+        terms, out = _readable_terms(node)
         fwd = ",".join(terms) + "->" + out
         vjp = vjp_subscripts(fwd, k)
         vjp_ops = (g_name, *[o for j, o in enumerate(ops) if j != k])
@@ -734,50 +791,61 @@ def _backward_step(
         mf = matrix_form(vjp, vjp_ops)
         lmf = matrix_form(vjp, vjp_ops, latex=True)
         swap = f"{fwd} => {vjp}"
-        note = f"transpose from the swap {swap}" if mf and "^T" in mf else f"swap {swap}"
-        return Step("backward", target, "einsum", fwd, vjp, vjp_ops, index, mf, shape, value, wrt,
+        note = f"einsum: transpose from the swap {swap}" if mf and "^T" in mf else f"einsum: the swap {swap}"
+        return Step("backward", target, prim.name, fwd, vjp, vjp_ops, index, mf, shape, value, wrt,
                     accumulate, note, lmf)
     letters = _LETTERS[: len(shape)]
-    if _is_elementwise(node):
-        fp = _fprime_name(node, ops[0])
+    if isinstance(declaration, Elementwise) and _partial_is_one(node, k):
+        arg_shape = np.shape(unbox(node.args[k]))
+        ans_shape = np.shape(node.ans)
+        if arg_shape == ans_shape and target == g_name:
+            note = f"{wrt} receives {g_name} unchanged: elementwise {prim.name} has derivative 1"
+            return Step("backward", target, prim.name, None, None, (g_name,), None, None, shape, value,
+                        wrt, accumulate, note)
+        if arg_shape == ans_shape:
+            index = IndexForm(target, letters, (Term((Factor(g_name, letters),)),), accumulate)
+            note = f"elementwise {prim.name}: derivative 1, the cotangent passes through"
+            return Step("backward", target, prim.name, None, None, (g_name,), index, g_name, shape, value, wrt,
+                        accumulate, note, latex_name(g_name))
+        spec = broadcast_spec(tuple(arg_shape), tuple(ans_shape))
+        terms, out = relabel_terms((spec.inputs[0],), spec.output)
+        fwd = terms[0] + "->" + out
+        vjp = vjp_subscripts(fwd, 0)
+        summed = "".join(c for c in dict.fromkeys(out) if c not in terms[0])
+        index = IndexForm(target, terms[0], (Term((Factor(g_name, out),), summed),), accumulate)
+        mf = matrix_form(vjp, [g_name])
+        lmf = matrix_form(vjp, [g_name], latex=True)
+        note = f"elementwise {prim.name} with broadcasting: unbroadcasting is the swap {fwd} => {vjp}"
+        return Step("backward", target, prim.name, fwd, vjp, (g_name,), index, mf, shape, value, wrt,
+                    accumulate, note, lmf)
+    if isinstance(declaration, Elementwise) and np.shape(unbox(node.args[k])) == np.shape(node.ans):
+        fp = _fprime_name(node, ops, k)
         vjp = f"{letters},{letters}->{letters}"
-        index = IndexForm(target, letters, (Term((Factor(g_name, letters), _fprime_factor(node, ops[0], letters))),), accumulate)
+        index = IndexForm(target, letters, (Term((Factor(g_name, letters), _fprime_factor(node, ops, k, letters))),), accumulate)
         mf = matrix_form(vjp, [g_name, fp])
         lmf = matrix_form(vjp, [g_name, fp], latex=True)
         note = f"elementwise {prim.name}: the diagonal einsum {vjp} with the local derivative"
         return Step("backward", target, prim.name, f"{letters}->{letters}", vjp, (g_name, fp), index, mf,
                     shape, value, wrt, accumulate, note, lmf)
-    if prim.name in _PASS:
-        negate = prim.name == "negative" or (prim.name == "subtract" and k == 1)
-        arg_shape = np.shape(unbox(node.args[k]))
-        ans_shape = np.shape(node.ans)
-        if arg_shape == ans_shape and target == g_name:
-            note = f"{wrt} receives {g_name} unchanged: {prim.name} passes the cotangent through"
-            return Step("backward", target, prim.name, None, None, (g_name,), None, None, shape, value,
-                        wrt, accumulate, note)
-        if arg_shape == ans_shape:
-            index = IndexForm(target, letters, (Term((Factor(g_name, letters),), sign="-" if negate else "+"),), accumulate)
-            mf = ("-" if negate else "") + g_name
-            note = f"{prim.name}: the cotangent passes through" + (" negated" if negate else "")
-            return Step("backward", target, prim.name, None, None, (g_name,), index, mf, shape, value, wrt,
-                        accumulate, note, ("-" if negate else "") + latex_name(g_name))
-        spec = _broadcast_term_spec(tuple(arg_shape), tuple(ans_shape))
-        rel = _relabel(spec)
-        fwd = "".join(rel[s] for s in spec.inputs[0]) + "->" + "".join(rel[s] for s in spec.output)
-        vjp = vjp_subscripts(fwd, 0)
-        t_in, t_out = fwd.split("->")
-        summed = "".join(c for c in dict.fromkeys(t_out) if c not in t_in)
-        index = IndexForm(target, t_in, (Term((Factor(g_name, t_out),), summed, "-" if negate else "+"),), accumulate)
-        mf = matrix_form(vjp, [g_name])
-        lmf = matrix_form(vjp, [g_name], latex=True)
-        if negate and mf is not None:
-            mf, lmf = f"-({mf})", f"-\\left({lmf}\\right)"
-        note = f"{prim.name} broadcast: unbroadcasting is the swap {fwd} => {vjp}"
-        return Step("backward", target, prim.name, fwd, vjp, (g_name,), index, mf, shape, value, wrt,
-                    accumulate, note, lmf)
+    if _is_negation(node):
+        index = IndexForm(target, letters, (Term((Factor(g_name, letters),), sign="-"),), accumulate)
+        note = "linear negation: its transpose negates the cotangent"
+        return Step("backward", target, prim.name, None, None, (g_name,), index, f"-{g_name}", shape, value,
+                    wrt, accumulate, note, "-" + latex_name(g_name))
+    if isinstance(declaration, Linear):
+        index = IndexForm(target, "", (Term((Factor(f"{declaration.describe}({g_name})"),)),), accumulate)
+        note = f"linear {prim.name}: the VJP is its transpose, {declaration.describe}"
+        return Step("backward", target, prim.name, None, None, (g_name,), index, None, shape, value, wrt,
+                    accumulate, note)
+    if isinstance(declaration, Elementwise):
+        fp = _fprime_name(node, ops, k)
+        index = IndexForm(target, "", (Term((Factor(f"unbroadcast({g_name} ⊙ {fp})"),)),), accumulate)
+        note = f"elementwise {prim.name}: the Hadamard product with ∂/∂{ops[k]} = {fp}, summed over broadcast axes"
+        return Step("backward", target, prim.name, None, None, (g_name, fp), index, None, shape, value, wrt,
+                    accumulate, note)
     index = IndexForm(target, "", (Term((Factor(f"vjp_{prim.name}[{k}]({g_name})"),)),), accumulate)
     return Step("backward", target, prim.name, None, None, (g_name,), index, None, shape, value, wrt,
-                accumulate, f"{prim.name}: its own VJP rule (not an einsum)")
+                accumulate, f"{prim.name}: its own VJP rule (general kind, not an einsum)")
 
 
 def _delta_step(
@@ -787,11 +855,12 @@ def _delta_step(
     """``delta = (W^T delta') ⊙ f'(z)``: an einsum VJP followed by an elementwise VJP."""
     if einsum_step.index is None or elementwise.index is None or einsum_step.accumulate:
         return None
-    if len(einsum_step.operands) < 2 or node.prim.name not in _ELEMENTWISE:
+    if len(einsum_step.operands) < 2:
         return None
     letters = einsum_step.index.letters
     (term,) = einsum_step.index.terms
-    fp_factor = _fprime_factor(node, operand_name(node, 0), letters)
+    ops = [operand_name(node, j) for j in range(len(node.args))]
+    fp_factor = _fprime_factor(node, ops, node.parents[0][0], letters)
     index = IndexForm(elementwise.name, letters, (Term((*term.factors, fp_factor), term.summed),), elementwise.accumulate)
     fp = elementwise.operands[1]
     mf = lmf = None
@@ -813,8 +882,6 @@ def _delta_step(
 def _jacobian_row(
     node: Node, k: int, g: Any, value: Any, out_name: str, arg_name: str, step: Step
 ) -> JacobianRow | None:
-    from ._transforms import jacobian
-
     arg = unbox(node.args[k])
     if not np.issubdtype(np.asarray(arg).dtype, np.floating):
         return None
@@ -835,7 +902,8 @@ def _jacobian_row(
     label = f"∂{out_name}/∂{arg_name}"
     form = subs = None
     vjp_size = 0
-    if node.prim.name == "einsum" and step.vjp_subscripts:
+    declaration = _declaration(node)
+    if isinstance(declaration, Einsum) and step.vjp_subscripts:
         ins, res = step.vjp_subscripts.split("->")
         terms = ins.split(",")
         others = terms[1:]
@@ -847,12 +915,14 @@ def _jacobian_row(
         elif len(set(terms[0])) == len(terms[0]) == 1 and terms[0] == res:
             form = "I"
         vjp_size = sum(_size(a) for j, a in enumerate(node.args) if j != k)
-    elif _is_elementwise(node):
+    elif isinstance(declaration, Elementwise) and _partial_is_one(node, k) and step.vjp_subscripts is None:
+        form = "I"
+    elif isinstance(declaration, Elementwise) and step.vjp_subscripts and len(step.operands) > 1:
         n = len(np.shape(arg))
         letters = _LETTERS[:n]
         subs = f"{letters}->{letters}{letters}"
         form = matrix_form(subs, [step.operands[1]])
         vjp_size = _size(arg)
-    elif node.prim.name in _PASS and step.vjp_subscripts is None:
-        form = "-I" if step.matrix_form and step.matrix_form.startswith("-") else "I"
+    elif _is_negation(node):
+        form = "-I"
     return JacobianRow(label, form, subs, J.shape, int(J.size), vjp_size, J, error)

@@ -11,19 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from ._primitive import nondifferentiable
+from ..core.primitive import nondifferentiable
 
 __all__ = [
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "step", "sign",
-    "share_max", "share_min", "share_greater", "stable_shift",
+    "share_max", "share_min", "share_greater", "stable_shift", "stop_gradient",
 ]
 
-less = nondifferentiable(np.less, "less")
-less_equal = nondifferentiable(np.less_equal, "less_equal")
-greater = nondifferentiable(np.greater, "greater")
-greater_equal = nondifferentiable(np.greater_equal, "greater_equal")
-equal = nondifferentiable(np.equal, "equal")
-not_equal = nondifferentiable(np.not_equal, "not_equal")
+less = nondifferentiable(np.less, "less", source="{0} < {1}")
+less_equal = nondifferentiable(np.less_equal, "less_equal", source="{0} <= {1}")
+greater = nondifferentiable(np.greater, "greater", source="{0} > {1}")
+greater_equal = nondifferentiable(np.greater_equal, "greater_equal", source="{0} >= {1}")
+equal = nondifferentiable(np.equal, "equal", source="{0} == {1}")
+not_equal = nondifferentiable(np.not_equal, "not_equal", source="{0} != {1}")
 
 
 def _step(x: Any) -> np.ndarray:
@@ -34,7 +34,7 @@ def _step(x: Any) -> np.ndarray:
 step = nondifferentiable(_step, "step")
 """1 where x > 0, else 0, in x's float dtype: the derivative of relu."""
 
-sign = nondifferentiable(np.sign, "sign")
+sign = nondifferentiable(np.sign, "sign", source="np.sign({0})")
 """-1, 0 or 1: the derivative of abs (0 at the kink)."""
 
 
@@ -97,3 +97,19 @@ stable_shift = nondifferentiable(_stable_shift, "stable_shift")
 """max(x, axis, keepdims=True), with non-finite maxima replaced by 0: the shift that
 keeps ``exp(x - shift)`` from overflowing in logsumexp and softmax. Those are
 invariant under any shift, so it carries no gradient."""
+
+
+stop_gradient_p = nondifferentiable(lambda x: x, "stop_gradient", source="{0}")
+
+
+def stop_gradient(x: Any) -> Any:
+    """``x`` itself, as a constant to every differentiation trace (its derivative is 0).
+
+    Use it to treat a traced value as data on purpose, e.g. before converting it
+    to a Python number with ``float()``.
+
+    >>> import numpy as np, einsumad as ea
+    >>> ea.grad(lambda x: ea.sum(x * ea.stop_gradient(x)))(np.array([1.0, 2.0]))
+    array([1., 2.])
+    """
+    return stop_gradient_p(x)

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 from opt_einsum import get_symbol
 
-from ._errors import EinsumError, pointer
+from .errors import EinsumError, pointer
 
 __all__ = ["ELLIPSIS", "Subscripts", "Spec", "parse", "resolve", "fresh_symbols"]
 
@@ -88,11 +88,14 @@ class Spec:
     inputs: tuple[str, ...]
     output: str
     sizes: tuple[tuple[str, int], ...]
+    #: The user's name of each symbol that came from a named index (``"batch"``),
+    #: for display only; letters the user wrote are their own symbols.
+    names: tuple[tuple[str, str], ...] = ()
     _size_map: dict[str, int] = field(default=None, compare=False, repr=False, hash=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_size_map", dict(self.sizes))
-        object.__setattr__(self, "_hash", hash((self.inputs, self.output, self.sizes)))
+        object.__setattr__(self, "_hash", hash((self.inputs, self.output, self.sizes, self.names)))
 
     def __hash__(self) -> int:  # cached: specs key every plan and swap cache
         return self._hash  # type: ignore[attr-defined,no-any-return]
@@ -110,19 +113,46 @@ class Spec:
     def symbols(self) -> frozenset[str]:
         return frozenset(self._size_map)
 
+    def with_terms(
+        self,
+        inputs: Sequence[str],
+        output: str,
+        sizes: Iterable[tuple[str, int]] | None = None,
+    ) -> Spec:
+        """A spec with new terms (and sizes), keeping the user's index names."""
+        return Spec(
+            tuple(inputs), output, self.sizes if sizes is None else tuple(sorted(sizes)), self.names
+        )
+
+    def name_of(self, symbol: str) -> str:
+        """The user's name for ``symbol`` (the symbol itself for a letter)."""
+        return dict(self.names).get(symbol, symbol)
+
+
+#: The order in which fresh symbols are chosen: the letters of textbook indices first.
+_FRESH_ORDER = "ijklmnopqrstuvwxyzabcdefghIJKLMNOPQRSTUVWXYZABCDEFGH"
+
 
 def fresh_symbols(used: Iterable[str], count: int) -> str:
     """``count`` single-character symbols not in ``used``, deterministic.
 
-    >>> fresh_symbols("abc", 2)
-    'de'
+    Textbook letters come first (``i j k ...``), then the rest of the alphabet,
+    then opt_einsum's symbols beyond it.
+
+    >>> fresh_symbols("ijk", 2)
+    'lm'
     """
     taken = set(used)
     out: list[str] = []
+    for s in _FRESH_ORDER:
+        if len(out) == count:
+            return "".join(out)
+        if s not in taken:
+            out.append(s)
     i = 0
     while len(out) < count:
         s = get_symbol(i)
-        if s not in taken:
+        if s not in taken and s not in _FRESH_ORDER:
             out.append(s)
         i += 1
     return "".join(out)
@@ -307,7 +337,7 @@ def resolve(
     >>> str(resolve(parse("ij,jk->ik"), [(2, 3), (3, 4)]))
     'ij,jk->ik'
     >>> str(resolve(parse("...i,...i->...i"), [(1, 3), (5, 3)]))
-    'bi,ai->ai'
+    'ki,ji->ji'
     >>> str(resolve(parse("i->ij"), [(3,)], {"j": 2}))
     'i->ij'
     """
@@ -319,10 +349,7 @@ def resolve(
         )
     # Symbols for the user's indices.
     names = sub.letters()
-    if sub.named:
-        symbol_of = {name: get_symbol(i) for i, name in enumerate(names)}
-    else:
-        symbol_of = {name: name for name in names}
+    symbol_of = _named_symbols(names) if sub.named else {name: name for name in names}
     used = set(symbol_of.values())
 
     # Ranks and ellipsis widths.
@@ -427,9 +454,27 @@ def resolve(
                 _output_position(sub, token),
             )
         output.append(s)
+    labels = tuple(sorted((s, name) for name, s in symbol_of.items() if s != name))
     return Spec(
-        tuple("".join(t) for t in terms), "".join(output), tuple(sorted(size_of.items()))
+        tuple("".join(t) for t in terms), "".join(output), tuple(sorted(size_of.items())), labels
     )
+
+
+def _named_symbols(names: Sequence[str]) -> dict[str, str]:
+    """A one-character symbol for each named index: its initial where free.
+
+    >>> _named_symbols(["batch", "in", "hidden", "head"])
+    {'batch': 'b', 'in': 'i', 'hidden': 'h', 'head': 'j'}
+    """
+    symbol_of: dict[str, str] = {}
+    for name in names:
+        initial = name[0]
+        if initial in _LETTERS and initial not in symbol_of.values():
+            symbol_of[name] = initial
+    for name in names:
+        if name not in symbol_of:
+            symbol_of[name] = fresh_symbols(symbol_of.values(), 1)
+    return symbol_of
 
 
 def _show(term: Term, named: bool) -> str:

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ._ops_compare import share_greater, sign
-from ._ops_math import _binary_elementwise, _elementwise, broadcast_batched, unbroadcast
-from ._primitive import Primitive
-from ._tape import Tensor, strip_differentiation, unbox
+from ..core.einsum import unbroadcast
+from ..core.linear import Linear
+from ..core.primitive import Primitive
+from ..core.tape import Tensor, register_numpy_equivalent, strip_differentiation, unbox
+from .compare import share_greater, sign
+from .declare import binary, unary
 
 __all__ = ["where", "maximum", "minimum", "abs", "clip", "one_hot"]
 
@@ -26,14 +28,21 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 # ================================================================= where
-#   forward: y = c ? x : z        VJP_x: unbroadcast(c ? ḡ : 0)    VJP_z: unbroadcast(c ? 0 : ḡ)
-#   The condition is an argument without a derivative rule: it carries no gradient.
+#   forward: y = c ? x : z        linear in (x, z); transpose: x̄ = unbroadcast(c ? ḡ : 0),
+#                                                              z̄ = unbroadcast(c ? 0 : ḡ)
+#   The condition is a parameter of the linear map: it carries no gradient.
 
-where_p = Primitive(np.where, name="where", batched=True)
-where_p.def_vjp(1, lambda g, ans, c, x, y: unbroadcast(where_p(c, g, 0), _shape(x), _shape(ans)))
-where_p.def_vjp(2, lambda g, ans, c, x, y: unbroadcast(where_p(c, 0, g), _shape(y), _shape(ans)))
-where_p.def_jvp(1, lambda t, ans, c, x, y: where_p(c, broadcast_batched(t, _shape(x), _shape(ans)), 0))
-where_p.def_jvp(2, lambda t, ans, c, x, y: where_p(c, 0, broadcast_batched(t, _shape(y), _shape(ans))))
+def _where_transpose(k: int, g: Any, ans: Any, c: Any, x: Any, y: Any) -> Any:
+    routed = where_p(c, g, 0) if k == 1 else where_p(c, 0, g)
+    return unbroadcast(routed, _shape((c, x, y)[k]), _shape(ans))
+
+
+where_p = Primitive(
+    np.where,
+    name="where",
+    declaration=Linear(_where_transpose, linear_args=(1, 2), broadcasts=True, describe="route through the mask"),
+    source="np.where({0}, {1}, {2})",
+)
 
 
 def where(condition: Any, x: Any, y: Any) -> Any:
@@ -51,19 +60,27 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     return where_p(condition, x, y)
 
 
+register_numpy_equivalent(np.where, "ea.where")
+register_numpy_equivalent(np.clip, "ea.clip")
+
+
 # ================================================================= maximum and minimum
 #   forward: y = max(x1, x2)   (broadcast)     ∂y/∂x1 = [x1 > x2] + ½ [x1 == x2]
 #   VJP_1: unbroadcast(ḡ ⊙ ∂y/∂x1)              JVP_1: broadcast(ẋ1) ⊙ ∂y/∂x1
 
-maximum_p = _binary_elementwise(
+maximum_p = binary(
     "maximum",
     np.maximum,
     (lambda ans, x, y: share_greater(x, y), lambda ans, x, y: share_greater(y, x)),
+    derivative_notation=("[{0} > {1}]", "[{1} > {0}]"),
+    numpy=np.maximum,
 )
-minimum_p = _binary_elementwise(
+minimum_p = binary(
     "minimum",
     np.minimum,
     (lambda ans, x, y: share_greater(y, x), lambda ans, x, y: share_greater(x, y)),
+    derivative_notation=("[{0} < {1}]", "[{1} < {0}]"),
+    numpy=np.minimum,
 )
 
 
@@ -94,7 +111,8 @@ def minimum(x: Any, y: Any) -> Any:
 # ================================================================= abs
 #   y = |x|     f'(x) = sign(x)   (0 at the kink: the average of -1 and 1)
 
-abs_p = _elementwise("abs", np.abs, lambda x, y: sign(x))
+abs_p = unary("abs", np.abs, lambda y, x: sign(x), numpy=np.abs, derivative_notation="sign({0})",
+              forward_notation="|{0}|")
 
 
 def abs(x: Any) -> Any:  # noqa: A001

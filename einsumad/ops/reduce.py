@@ -19,12 +19,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._ops_compare import share_max, share_min, stable_shift
-from ._ops_math import _normalize_axes, add, divide, exp, log, multiply, subtract
-from ._ops_math import sum as total
-from ._ops_shape import reshape
-from ._primitive import Primitive
-from ._tape import unbox
+from ..core.general import General
+from ..core.primitive import Primitive
+from ..core.structural import reshape_p
+from ..core.tape import register_numpy_equivalent, unbox
+from .arith import add, divide, exp, log, subtract
+from .compare import share_max, share_min, stable_shift
+from .einsum import multiply, normalize_axes
+from .einsum import sum as total
 
 __all__ = ["max", "min", "logsumexp", "softmax", "log_softmax"]
 
@@ -43,7 +45,7 @@ def _squeeze(y: Any, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bo
     """A keepdims result reshaped to the result NumPy gives for ``keepdims``."""
     if keepdims:
         return y
-    return reshape(y, tuple(n for a, n in enumerate(shape) if a not in axes))
+    return reshape_p(y, shape=tuple(n for a, n in enumerate(shape) if a not in axes))
 
 
 # ================================================================= max and min
@@ -56,12 +58,10 @@ def _extreme_primitive(name: str, reduce: Callable[..., Any], share: Any) -> Pri
     def impl(x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
         return np.asarray(reduce(x, axis=axis, keepdims=keepdims))
 
-    prim = Primitive(impl, name=name, batched=True)
-
     def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
         nbatch = np.ndim(unbox(g)) - np.ndim(unbox(ans))
         if not keepdims:  # give g its reduced axes back, with size 1
-            g = reshape(g, _shape(g)[:nbatch] + _kept_shape(_shape(x), axis))
+            g = reshape_p(g, shape=_shape(g)[:nbatch] + _kept_shape(_shape(x), axis))
         return multiply(g, share(x, axis=axis))
 
     def jvp(t: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -69,9 +69,12 @@ def _extreme_primitive(name: str, reduce: Callable[..., Any], share: Any) -> Pri
         weighted = multiply(t, share(x, axis=axis))
         return total(weighted, axis=tuple(nbatch + a for a in axis), keepdims=keepdims)
 
-    prim.def_vjp(0, vjp)
-    prim.def_jvp(0, jvp)
-    return prim
+    return Primitive(
+        impl,
+        name=name,
+        declaration=General({0: vjp}, {0: jvp}),
+        source=lambda a, p: f"np.{name}({a[0]}, axis={p['axis']}{', keepdims=True' if p['keepdims'] else ''})",
+    )
 
 
 max_p = _extreme_primitive("max", np.max, share_max)
@@ -95,7 +98,7 @@ def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     >>> ea.grad(lambda x: ea.max(x))(np.array([1.0, 3.0, 3.0]))
     array([0. , 0.5, 0.5])
     """
-    axes = _normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, np.ndim(unbox(x)))
     return max_p(x, axis=axes, keepdims=bool(keepdims))
 
 
@@ -113,7 +116,7 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     >>> ea.grad(lambda x: ea.min(x))(np.array([2.0, 1.0, 4.0]))
     array([0., 1., 0.])
     """
-    axes = _normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, np.ndim(unbox(x)))
     return min_p(x, axis=axes, keepdims=bool(keepdims))
 
 
@@ -142,7 +145,7 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     array([0.25, 0.75])
     """
     shape = _shape(x)
-    axes = _normalize_axes(axis, len(shape))
+    axes = normalize_axes(axis, len(shape))
     shift = stable_shift(x, axis=axes)
     summed = total(exp(subtract(x, shift)), axis=axes, keepdims=True)
     return _squeeze(add(log(summed), shift), shape, axes, bool(keepdims))
@@ -160,7 +163,7 @@ def softmax(x: Any, axis: Any = -1) -> Any:
     array([[0.25, 0.75],
            [0.5 , 0.5 ]])
     """
-    axes = _normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, np.ndim(unbox(x)))
     e = exp(subtract(x, stable_shift(x, axis=axes)))
     return divide(e, total(e, axis=axes, keepdims=True))
 
@@ -176,6 +179,12 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
     >>> np.exp(ea.log_softmax(np.array([0.0, np.log(3.0)])))
     array([0.25, 0.75])
     """
-    axes = _normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, np.ndim(unbox(x)))
     shifted = subtract(x, stable_shift(x, axis=axes))
     return subtract(shifted, log(total(exp(shifted), axis=axes, keepdims=True)))
+
+
+register_numpy_equivalent(np.max, "ea.max")
+register_numpy_equivalent(np.amax, "ea.max")
+register_numpy_equivalent(np.min, "ea.min")
+register_numpy_equivalent(np.amin, "ea.min")

@@ -1,0 +1,187 @@
+"""The einsum kind: an op declared by its subscripts, differentiated by the swap.
+
+::
+
+    forward:  y[out]   = sum  prod_k x_k[s_k]                 spec   s_1,...,s_n->out
+    VJP_k:    x̄_k[s_k] = sum  ḡ[out] prod_{j!=k} x_j[s_j]     swap   out,...(without s_k)->s_k
+    JVP_k:    ẏ[out]   = sum  ẋ_k[s_k] prod_{j!=k} x_j[s_j]   the same spec, tangent in slot k
+
+``einsum_p`` is the core's generalised einsum; every derived rule of every kind
+is built from it. A user op declared ``Einsum("ij,jk->ik")`` computes its value
+with its own implementation and gets the same rules.
+
+A Kronecker delta among the operands (the seed of a Jacobian or Hessian pass)
+is contracted by relabelling (:func:`~einsumad.algebra.swap.contract_delta`),
+never multiplied.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from ..algebra import swap as algebra
+from ..algebra.subscripts import Spec, parse, resolve
+from .accumulate import PerArgument
+from .backend import evaluate
+from .delta import KroneckerDelta
+from .primitive import Primitive
+from .tape import unbox
+
+__all__ = [
+    "Einsum", "einsum_p", "contract", "swapped", "tangent_spec",
+    "broadcast_batched", "unbroadcast", "scale_and_unbroadcast", "scale_and_broadcast",
+]
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return np.shape(unbox(x))
+
+
+@functools.lru_cache(maxsize=8192)
+def swapped(spec: Spec, k: int, nbatch: int) -> Spec:
+    """The VJP spec of operand ``k``, with ``nbatch`` batch symbols on the cotangent."""
+    return algebra.swap(spec, k, algebra.batch_symbols(spec, nbatch))
+
+
+@functools.lru_cache(maxsize=8192)
+def tangent_spec(spec: Spec, k: int, nbatch: int) -> Spec:
+    """The JVP spec along operand ``k``, with ``nbatch`` batch symbols on the tangent."""
+    return algebra.with_batch(spec, k, algebra.batch_symbols(spec, nbatch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _delta_contracted(spec: Spec, k: int) -> Spec:
+    return algebra.contract_delta(spec, k)
+
+
+def contract(spec: Spec, *operands: Any) -> Any:
+    """``einsum_p(*operands, spec=spec)``, with Kronecker deltas contracted by relabelling."""
+    for k, operand in enumerate(operands):
+        if isinstance(operand, KroneckerDelta) and len(operands) > 1:
+            rest = operands[:k] + operands[k + 1 :]
+            return contract(_delta_contracted(spec, k), *rest)
+    return einsum_p(*operands, spec=spec)
+
+
+class Einsum(PerArgument):
+    """An op that *is* an einsum.
+
+    Args:
+        subscripts: fixed subscripts (``"ij,jk->ik"``), resolved against the
+            operands' shapes at each call; or None for the core ``einsum_p``,
+            whose resolved spec is its ``spec`` parameter.
+    """
+
+    kind = "einsum"
+
+    def __init__(self, subscripts: str | None = None):
+        self.subscripts = subscripts
+
+    def spec(self, args: tuple, params: dict) -> Spec:
+        """The resolved spec of one call."""
+        if self.subscripts is None:
+            return params["spec"]
+        return _resolved(self.subscripts, tuple(_shape(a) for a in args))
+
+    def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
+        spec = self.spec(args, params)
+        others = args[:k] + args[k + 1 :]
+        return contract(swapped(spec, k, np.ndim(unbox(g)) - len(spec.output)), g, *others)
+
+    def jvp_one(self, prim: Primitive, k: int, t: Any, ans: Any, args: tuple, params: dict) -> Any:
+        spec = self.spec(args, params)
+        nbatch = np.ndim(unbox(t)) - len(spec.inputs[k])
+        return contract(tangent_spec(spec, k, nbatch), *args[:k], t, *args[k + 1 :])
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(subscripts: str, shapes: tuple) -> Spec:
+    return resolve(parse(subscripts), shapes)
+
+
+def _einsum_impl(*operands: Any, spec: Spec) -> np.ndarray:
+    for k, operand in enumerate(operands):
+        if isinstance(operand, KroneckerDelta) and len(operands) > 1:
+            return _einsum_impl(*operands[:k], *operands[k + 1 :], spec=_delta_contracted(spec, k))
+    return evaluate(spec, *operands)
+
+
+einsum_p = Primitive(_einsum_impl, name="einsum", declaration=Einsum())
+
+
+# ================================================================= broadcasting as einsums
+#   broadcast:    y[out] = x[s]                 spec "s->out" (letters of out absent from s)
+#   unbroadcast:  x̄[s]   = sum ḡ[out]           its swap "out->s": sums the broadcast letters
+#   Hadamard VJP: x̄[s]   = sum ḡ[out] p[out']    one einsum: the product and the sum at once
+
+
+@functools.lru_cache(maxsize=4096)
+def _broadcast_term_spec(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Spec:
+    """The unary einsum that broadcasts ``shape`` to ``out_shape`` (NumPy rules)."""
+    both = algebra.broadcast_spec(shape, out_shape)
+    if tuple(both.shape(both.output)) != tuple(out_shape):
+        raise ValueError(f"cannot broadcast shape {shape} to {out_shape}")
+    return both.with_terms((both.inputs[0],), both.output)
+
+
+def broadcast_batched(t: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
+    """Broadcast ``t`` (``shape`` plus leading batch axes) to ``out_shape``."""
+    if tuple(shape) == tuple(out_shape):
+        return t
+    spec = _broadcast_term_spec(tuple(shape), tuple(out_shape))
+    return contract(tangent_spec(spec, 0, np.ndim(unbox(t)) - len(shape)), t)
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
+    """Sum ``g`` (``out_shape`` plus leading batch axes) back down to ``shape``."""
+    if tuple(shape) == tuple(out_shape):
+        return g
+    spec = _broadcast_term_spec(tuple(shape), tuple(out_shape))
+    return contract(swapped(spec, 0, np.ndim(unbox(g)) - len(out_shape)), g)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scaled_spec(arg_shape: tuple[int, ...], factor_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Spec:
+    """``x[s], p[s'] -> y[out]``: an argument broadcast to ``out_shape`` times a factor."""
+    both = algebra.broadcast_spec(arg_shape, factor_shape, out_shape)
+    if tuple(both.shape(both.output)) != tuple(out_shape):
+        raise ValueError(f"cannot broadcast shapes {arg_shape} and {factor_shape} to {out_shape}")
+    return both.with_terms(both.inputs[:2], both.output)
+
+
+def _is_one(p: Any) -> bool:
+    return isinstance(p, (int, float)) and not isinstance(p, bool) and p == 1
+
+
+def scale_and_unbroadcast(g: Any, factor: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
+    """``unbroadcast(g ⊙ factor)`` as one einsum: the VJP of an elementwise argument.
+
+    ``g`` has ``out_shape`` plus leading batch axes; ``factor`` broadcasts to
+    ``out_shape``; the result has ``shape`` plus the batch axes. A factor of the
+    number 1 costs nothing (the cotangent passes through).
+    """
+    if _is_one(factor):
+        return unbroadcast(g, shape, out_shape)
+    spec = _scaled_spec(tuple(shape), _shape(factor), tuple(out_shape))
+    # Swap the argument's term with the output's: the argument's letters come out.
+    return contract(swapped(spec, 0, np.ndim(unbox(g)) - len(out_shape)), g, factor)
+
+
+def scale_and_broadcast(t: Any, factor: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
+    """``broadcast(t) ⊙ factor`` as one einsum: the JVP of an elementwise argument."""
+    if _is_one(factor):
+        return broadcast_batched(t, shape, out_shape)
+    spec = _scaled_spec(tuple(shape), _shape(factor), tuple(out_shape))
+    return contract(tangent_spec(spec, 0, np.ndim(unbox(t)) - len(shape)), t, factor)
+
+
+def einsum_of(subscripts: str) -> Callable[..., Any]:
+    """The core einsum on fixed subscripts (no pairwise recording): for rules."""
+
+    def call(*operands: Any) -> Any:
+        return contract(_resolved(subscripts, tuple(_shape(o) for o in operands)), *operands)
+
+    return call

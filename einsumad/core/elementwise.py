@@ -1,0 +1,92 @@
+"""The elementwise kind: an op declared by ``f`` and its partial derivatives.
+
+An elementwise ``y = f(x_1, ..., x_n)`` (NumPy broadcasting) has a diagonal
+Jacobian in each argument. Its VJP is the Hadamard product of the cotangent
+with the partial ``∂f/∂x_k`` (the diagonal einsum ``I,I->I``), summed over the
+axes along which ``x_k`` was broadcast; its JVP is the tangent times the same
+partial. Both are one einsum (:func:`~einsumad.core.einsum.scale_and_unbroadcast`)::
+
+    VJP_k:  x̄_k[s_k] = sum  ḡ[out] ∂f/∂x_k[out]
+    JVP_k:  ẏ[out]   = ẋ_k[s_k] ∂f/∂x_k[out]
+
+The partials are written with einsumad ops (so the derivative can be
+differentiated again) or are plain numbers: a partial of 1 (``add``) passes
+the cotangent through at no cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .accumulate import PerArgument
+from .einsum import scale_and_broadcast, scale_and_unbroadcast
+from .primitive import Primitive
+from .tape import unbox
+
+__all__ = ["Elementwise", "Notation"]
+
+#: ``partial(ans, *args, **params)`` returns ``∂f/∂x_k``, or a number.
+Partial = Callable[..., Any]
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return np.shape(unbox(x))
+
+
+@dataclass(frozen=True)
+class Notation:
+    """How a teacher writes the op and its derivative (read by ``ea.derive``).
+
+    Attributes:
+        symbol: the function's name in formulas (``"tanh"``, ``"σ"``); the
+            derivative is written ``symbol'(x)`` unless ``derivative`` says otherwise.
+        latex: the symbol in LaTeX (``"\\\\tanh"``, ``"\\\\sigma"``).
+        forward: a format for the forward formula over the argument names, e.g.
+            ``"{0}^{exponent}"`` (params are available by name); default ``symbol({0})``.
+        derivative: per argument, a format for ``∂f/∂x_k`` in the same style, or
+            a function ``(names, params) -> str``; default ``symbol'({0})``.
+        operator: an infix operator (``"+"``, ``"/"``) for binary ops.
+    """
+
+    symbol: str
+    latex: str | None = None
+    forward: str | Callable[..., str] | None = None
+    derivative: Sequence[str | Callable[..., str] | None] = ()
+    operator: str | None = None
+
+
+class Elementwise(PerArgument):
+    """``y = f(x_1, ..., x_n)`` elementwise, with partials ``∂f/∂x_k``.
+
+    Args:
+        partials: one per argument: ``partial(ans, *args, **params)`` written with
+            einsumad ops, or a number (1 for ``add``); None for an argument with
+            no derivative.
+        notation: how ``derive`` writes the op (default: by the primitive's name).
+    """
+
+    kind = "elementwise"
+
+    def __init__(self, partials: Sequence[Partial | float | None], notation: Notation | None = None):
+        self.partials = tuple(partials)
+        self.notation = notation
+
+    def partial(self, k: int, ans: Any, args: tuple, params: dict) -> Any:
+        """``∂f/∂x_k`` at this call (a value shaped to broadcast to ``ans``)."""
+        partial = self.partials[k] if k < len(self.partials) else None
+        if partial is None:
+            raise NotImplementedError(f"argument {k} of this elementwise op has no derivative")
+        if callable(partial):
+            return partial(ans, *args, **params)
+        return partial
+
+    def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
+        factor = self.partial(k, ans, args, params)
+        return scale_and_unbroadcast(g, factor, _shape(args[k]), _shape(ans))
+
+    def jvp_one(self, prim: Primitive, k: int, t: Any, ans: Any, args: tuple, params: dict) -> Any:
+        factor = self.partial(k, ans, args, params)
+        return scale_and_broadcast(t, factor, _shape(args[k]), _shape(ans))

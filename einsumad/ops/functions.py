@@ -1,0 +1,67 @@
+"""Elementwise functions of one argument: each ``f`` declared beside its ``f'``.
+
+::
+
+    y = f(x)    Jacobian diag(f'(x))    VJP: ḡ ⊙ f'(x)   (the diagonal einsum I,I->I)
+                                        JVP: ẋ ⊙ f'(x)
+
+``f'`` is written with einsumad ops (often through the result ``y``: tanh' =
+1 - y², σ' = y (1 - y)), so derivatives of derivatives come out of the same rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .arith import multiply, negative, subtract
+from .compare import step
+from .declare import unary
+
+__all__ = ["tanh", "sigmoid", "sin", "cos", "relu"]
+
+
+def _sigmoid_impl(x: Any) -> np.ndarray:
+    """1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(np.result_type(x, np.float16))
+
+
+tanh_p = unary("tanh", np.tanh, lambda y, x: subtract(1, multiply(y, y)), latex="\\tanh", numpy=np.tanh)
+sigmoid_p = unary(
+    "sigmoid", _sigmoid_impl, lambda y, x: multiply(y, subtract(1, y)),
+    symbol="σ", latex="\\sigma",
+)
+sin_p = unary("sin", np.sin, lambda y, x: cos(x), latex="\\sin", numpy=np.sin, derivative_notation="cos({0})")
+cos_p = unary("cos", np.cos, lambda y, x: negative(sin(x)), latex="\\cos", numpy=np.cos,
+              derivative_notation="-sin({0})")
+relu_p = unary("relu", lambda x: np.maximum(x, 0), lambda y, x: step(x), source="np.maximum({0}, 0)",
+               derivative_notation="[{0} > 0]")
+
+
+def tanh(x: Any) -> Any:
+    """Elementwise ``tanh``; ``f'(x) = 1 - tanh(x)**2``."""
+    return tanh_p(x)
+
+
+def sigmoid(x: Any) -> Any:
+    """Elementwise logistic ``1/(1+e**-x)``; ``f'(x) = s(x)(1 - s(x))``."""
+    return sigmoid_p(x)
+
+
+def sin(x: Any) -> Any:
+    """Elementwise sine; ``f'(x) = cos(x)``."""
+    return sin_p(x)
+
+
+def cos(x: Any) -> Any:
+    """Elementwise cosine; ``f'(x) = -sin(x)``."""
+    return cos_p(x)
+
+
+def relu(x: Any) -> Any:
+    """Elementwise ``max(x, 0)``; ``f'(x) = 1 if x > 0 else 0``."""
+    return relu_p(x)
+

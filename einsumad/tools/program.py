@@ -1,0 +1,466 @@
+"""A staged program: the straight-line record of every primitive call, and its source.
+
+Tracing runs a function (which may be ``ea.grad(f)``, ``ea.hessian(f)``, ...)
+once on boxes of a *staging* trace, the lowest level of all. Every primitive
+call that depends on an input, forward and backward pass alike, is recorded as
+an :class:`Instruction`; anything that depends on no input (a delta seed, the
+ones that seed a sum's cotangent) is computed once and kept as a constant.
+
+:func:`emit` is the one code emitter: it writes the program as Python source,
+reading each primitive's declaration (an einsum is written by its backend plan,
+any other op by its declared ``source``, or a call of its implementation).
+``ea.codegen`` prints that source and ``ea.compile`` executes it, so what is
+printed is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..algebra.letters import relabel_terms
+from ..algebra.subscripts import Spec
+from ..algebra.swap import pairwise_steps, substitute
+from ..core.backend import HELPERS, contraction_path, plan
+from ..core.einsum import Einsum
+from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
+from ..core.source import literal
+from ..core.tape import STAGE, Tensor, new_trace
+
+__all__ = ["Instruction", "Program", "trace", "emit", "Source"]
+
+
+class Instruction:
+    """One recorded primitive call: ``slots[out] = prim(*slots[args], **params)``."""
+
+    __slots__ = ("prim", "args", "params", "out", "shapes", "dtypes")
+
+    def __init__(self, prim: Any, args: tuple[int, ...], params: dict, out: int, shapes: tuple, dtypes: tuple):
+        self.prim = prim
+        self.args = args
+        self.params = params
+        self.out = out
+        self.shapes = shapes
+        self.dtypes = dtypes
+
+    @property
+    def spec(self) -> Spec | None:
+        """The resolved spec of a core einsum (None for any other op)."""
+        return self.params["spec"] if _is_core_einsum(self.prim) else None
+
+    def __repr__(self) -> str:
+        return f"<s{self.out} = {self.prim.name}{self.args}>"
+
+
+def _is_core_einsum(prim: Any) -> bool:
+    declaration = prim.declaration
+    return isinstance(declaration, Einsum) and declaration.subscripts is None
+
+
+@dataclass
+class Program:
+    """A straight-line program: inputs, constants, instructions, outputs."""
+
+    values: list[Any] = field(default_factory=list)  # constants (None for variable slots)
+    is_constant: list[bool] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)
+    instructions: list[Instruction] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    out_def: TreeDef | None = None
+    aliased_outputs: set[int] = field(default_factory=set)  # outputs that view an input
+    stage: Any = None
+    source: Any = None  # the emitted Source, once emitted
+    function: Any = None  # the function compiled from it
+
+    # -- recording ------------------------------------------------------------------
+
+    def slot(self, value: Any, constant: bool) -> int:
+        self.values.append(value if constant else None)
+        self.is_constant.append(constant)
+        return len(self.values) - 1
+
+    def ref(self, x: Any) -> int:
+        if isinstance(x, Tensor) and x.trace is self.stage:
+            return x.node  # type: ignore[no-any-return]
+        return self.slot(x, True)
+
+    def record(self, prim: Any, args: tuple, ans: Any, params: dict) -> Tensor:
+        if _is_core_einsum(prim) and len(args) == 2:
+            unchanged = self._times_ones(args, ans, params["spec"])
+            if unchanged is not None:
+                return unchanged
+        refs = tuple(self.ref(a) for a in args)
+        values = [a.value if isinstance(a, Tensor) else a for a in args]
+        shapes = tuple(np.shape(v) for v in values)
+        dtypes = tuple(np.result_type(v) if not isinstance(v, (int, float, complex)) else type(v) for v in values)
+        out = self.slot(None, False)
+        self.instructions.append(Instruction(prim, refs, params, out, shapes, dtypes))
+        return Tensor(ans, self.stage, node=out)
+
+    def _times_ones(self, args: tuple, ans: Any, spec: Spec) -> Tensor | None:
+        """``t * 1`` where the ones are a constant (the broadcast cotangent of a sum):
+        the product is ``t`` itself, so record nothing."""
+        for k in (0, 1):
+            t, c = args[k], args[1 - k]
+            if (
+                isinstance(t, Tensor) and t.trace is self.stage
+                and not isinstance(c, Tensor)
+                and spec.inputs[k] == spec.output
+                and set(spec.inputs[1 - k]) <= set(spec.output)
+                and np.shape(t.value) == np.shape(ans)
+                and np.result_type(t.value) == np.result_type(ans)
+                and np.all(np.asarray(c) == 1)
+            ):
+                return t
+        return None
+
+    # -- simplifying ----------------------------------------------------------------
+
+    def fuse(self, max_operands: int = 6) -> None:
+        """Merge each einsum whose result feeds exactly one other einsum into it.
+
+        The merged einsum (:func:`~einsumad.algebra.swap.substitute`) is planned as
+        a whole, so its optimised path can reassociate: a big tensor scaled by
+        several vectors is scaled once by their product, and a product followed
+        by a sum becomes one dot product. Steps that would save nothing stay apart.
+        """
+        uses: dict[int, int] = {}
+        for ins in self.instructions:
+            for a in ins.args:
+                uses[a] = uses.get(a, 0) + 1
+        for a in self.outputs:
+            uses[a] = uses.get(a, 0) + 2
+        producer_of = {ins.out: ins for ins in self.instructions if ins.spec is not None}
+        for ins in self.instructions:
+            if ins.spec is None:
+                continue
+            changed = True
+            while changed:
+                changed = False
+                for k, slot in enumerate(ins.args):
+                    producer = producer_of.get(slot)
+                    if producer is None or uses.get(slot) != 1:
+                        continue
+                    if len(ins.args) - 1 + len(producer.args) > max_operands:
+                        continue
+                    fused = substitute(ins.spec, k, producer.spec)  # type: ignore[arg-type]
+                    if fused is None:
+                        continue
+                    shapes = ins.shapes[:k] + producer.shapes + ins.shapes[k + 1 :]
+                    fused = _sized(fused, shapes)
+                    separate = _loop_cost(ins.spec, ins.shapes) + _loop_cost(producer.spec, producer.shapes)
+                    if _loop_cost(fused, shapes) >= separate:
+                        continue  # nothing to reassociate: keep the two readable steps
+                    ins.args = ins.args[:k] + producer.args + ins.args[k + 1 :]
+                    ins.shapes = shapes
+                    ins.dtypes = ins.dtypes[:k] + producer.dtypes + ins.dtypes[k + 1 :]
+                    ins.params = {"spec": fused}
+                    for a in producer.args:
+                        uses[a] = uses.get(a, 0) + 1
+                    uses[slot] = 0  # the producer is now dead code
+                    changed = True
+                    break
+
+    def finish(self) -> None:
+        """Fuse einsums and drop instructions that no output needs."""
+        self.fuse()
+        needed = set(self.outputs)
+        kept = []
+        for ins in reversed(self.instructions):
+            if ins.out in needed:
+                kept.append(ins)
+                needed.update(ins.args)
+        kept.reverse()
+        self.instructions = kept
+
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+
+def _loop_cost(spec: Spec, shapes: tuple) -> int:
+    """Multiply-adds of an einsum: the loop size of each pairwise step of its path."""
+    sizes = dict(_sized(spec, shapes).sizes)
+    if len(spec.inputs) <= 2:
+        steps = [spec]
+    else:
+        steps = [step for _, step in pairwise_steps(spec, contraction_path(spec, shapes))]
+    return sum(
+        int(np.prod([sizes[x] for x in set("".join(step.inputs) + step.output)], dtype=np.int64))
+        for step in steps
+    )
+
+
+def _sized(spec: Spec, shapes: tuple) -> Spec:
+    """``spec`` with every symbol's size read from the operand shapes."""
+    sizes = dict(spec.sizes)
+    for term, shape in zip(spec.inputs, shapes):
+        sizes.update(zip(term, shape))
+    return spec.with_terms(spec.inputs, spec.output, sizes.items())
+
+
+def _root(value: Any) -> Any:
+    """The array that owns ``value``'s memory."""
+    while isinstance(getattr(value, "base", None), np.ndarray):
+        value = value.base
+    return value
+
+
+# ================================================================= tracing
+
+_STATIC = (bool, str, type(None))
+
+
+def is_traced_leaf(leaf: Any) -> bool:
+    """Array leaves and Python numbers are inputs of a program; bools, strings and
+    None are static (part of its signature)."""
+    return not isinstance(leaf, _STATIC)
+
+
+def trace(fun: Callable, args: tuple, kwargs: dict, static: frozenset[int] = frozenset()) -> Program:
+    """Stage ``fun(*args, **kwargs)`` into a :class:`Program`.
+
+    Arguments in ``static`` and keyword arguments are constants of the program.
+    """
+    program = Program()
+    dynamic = [a for i, a in enumerate(args) if i not in static]
+    leaves, _ = tree_flatten(dynamic)
+    with new_trace(STAGE, program.record) as stage:
+        program.stage = stage
+        boxed_leaves = []
+        for leaf in leaves:
+            if not is_traced_leaf(leaf):
+                boxed_leaves.append(leaf)
+                continue
+            value = leaf if isinstance(leaf, (int, float, complex)) else np.asarray(leaf)
+            slot = program.slot(None, False)
+            program.inputs.append(slot)
+            boxed_leaves.append(Tensor(value, stage, node=slot))
+        boxed_args = _with_leaves(args, static, boxed_leaves)
+        out = fun(*boxed_args, **kwargs)
+    out_leaves, program.out_def = tree_flatten(out)
+    program.outputs = [program.ref(o) for o in out_leaves]
+    input_roots = {id(_root(leaf)) for leaf in leaves if isinstance(leaf, np.ndarray)}
+    for slot, o in zip(program.outputs, out_leaves):
+        if isinstance(o, Tensor) and o.trace is stage and id(_root(o.value)) in input_roots:
+            program.aliased_outputs.add(slot)
+    program.stage = None
+    program.finish()
+    return program
+
+
+def _with_leaves(args: tuple, static: frozenset[int], leaves: list[Any]) -> list[Any]:
+    """``args`` with the leaves of its non-static entries replaced, in order."""
+    dynamic_positions = [i for i in range(len(args)) if i not in static]
+    _, treedef = tree_flatten([args[i] for i in dynamic_positions])
+    rebuilt = tree_unflatten(treedef, leaves)
+    out = list(args)
+    for i, value in zip(dynamic_positions, rebuilt):
+        out[i] = value
+    return out
+
+
+# ================================================================= the emitter
+
+
+class Source(str):
+    """Generated Python source; ``.function()`` executes it and returns the function.
+
+    ``.namespace`` holds what the source refers to besides NumPy: large constant
+    arrays and primitives with no NumPy spelling.
+    """
+
+    namespace: dict[str, Any]
+    name: str
+
+    def function(self) -> Callable:
+        scope = dict(self.namespace)
+        exec(str(self), scope)  # noqa: S102 (source written by emit from a traced program)
+        return scope[self.name]  # type: ignore[no-any-return]
+
+
+def _identifier(text: str, fallback: str) -> str:
+    cleaned = "_".join(filter(None, "".join(c if c.isalnum() else " " for c in text).split()))
+    if not cleaned or not cleaned.isidentifier() or cleaned[0].isdigit():
+        return fallback
+    return cleaned
+
+
+def _leaf_expression(arg_name: str, path: tuple[Any, ...]) -> str:
+    return arg_name + "".join(f"[{key!r}]" for key in path)
+
+
+def emit(
+    program: Program,
+    name: str,
+    arg_names: Sequence[str],
+    args: Sequence[Any],
+    static: frozenset[int] = frozenset(),
+) -> Source:
+    """Write ``program`` as a Python function ``name(*arg_names)``.
+
+    Every instruction becomes one assignment (several for an n-ary einsum);
+    a variable is deleted after its last use, so memory is freed as early as in
+    a hand-written function. Outputs that view an input are copied; outputs that
+    depend on no input are read-only constants.
+    """
+    namespace: dict[str, Any] = dict(HELPERS)
+    lines = [f"def {name}({', '.join(arg_names)}):"]
+    names: dict[int, str] = {}
+    taken = set(namespace) | set(arg_names)
+
+    def fresh(prefix: str) -> str:
+        i = 0
+        while f"{prefix}{i}" in taken:
+            i += 1
+        taken.add(f"{prefix}{i}")
+        return f"{prefix}{i}"
+
+    # Input leaves: the parameter itself, or a local unpacked from a pytree.
+    paths: list[tuple[str, tuple[Any, ...]]] = []
+    for i, (arg_name, arg) in enumerate(zip(arg_names, args)):
+        if i in static:
+            continue
+        leaves, treedef = tree_flatten(arg)
+        for leaf, path in zip(leaves, treedef.paths()):
+            if is_traced_leaf(leaf):
+                paths.append((arg_name, path))
+    for slot, (arg_name, path) in zip(program.inputs, paths):
+        if not path:
+            names[slot] = arg_name
+            continue
+        local = _identifier(_leaf_expression(arg_name, path), "leaf")
+        local = local if local not in taken else fresh(local + "_")
+        taken.add(local)
+        lines.append(f"    {local} = {_leaf_expression(arg_name, path)}")
+        names[slot] = local
+
+    def ref(slot: int) -> str:
+        if slot in names:
+            return names[slot]
+        value = program.values[slot]
+        text = literal(value) if not isinstance(value, np.ndarray) or value.ndim == 0 else None
+        if text is not None:
+            return text
+        const = fresh("c")
+        namespace[const] = value
+        names[slot] = const
+        return const
+
+    last_use: dict[int, int] = {}
+    for i, ins in enumerate(program.instructions):
+        for a in ins.args:
+            if not program.is_constant[a]:
+                last_use[a] = i
+    keep = set(program.outputs) | set(program.inputs)
+    frees: dict[int, list[int]] = {}
+    for slot, i in last_use.items():
+        if slot not in keep:
+            frees.setdefault(i, []).append(slot)
+
+    for i, ins in enumerate(program.instructions):
+        var = fresh("v")
+        operands = [ref(a) for a in ins.args]
+        if ins.spec is not None:
+            operands = _scalars_as_arrays(ins, operands, program, namespace, fresh)
+        for statement in _statements(ins, operands, var, lambda: fresh("t"), namespace, fresh):
+            lines.append(f"    {statement}")
+        names[ins.out] = var
+        if frees.get(i) and i < len(program.instructions) - 1:
+            lines.append(f"    del {', '.join(names[s] for s in sorted(frees[i]))}")
+
+    results = []
+    returned: set[int] = set()
+    for slot in program.outputs:
+        if program.is_constant[slot]:
+            frozen = np.array(program.values[slot], copy=True)
+            frozen.flags.writeable = False
+            const = fresh("out")
+            namespace[const] = frozen
+            results.append(const)
+        elif slot in returned or slot in program.aliased_outputs or slot in program.inputs:
+            results.append(f"{ref(slot)}.copy()")
+        else:
+            results.append(ref(slot))
+        returned.add(slot)
+    structure = program.out_def.render(results) if program.out_def is not None else "None"
+    lines.append(f"    return {structure}")
+    source = Source("\n".join(lines))
+    source.namespace = namespace
+    source.name = name
+    return source
+
+
+def _scalars_as_arrays(
+    ins: Instruction, operands: list[str], program: Program, namespace: dict[str, Any], fresh: Callable[[str], str]
+) -> list[str]:
+    """Python-number constants of an einsum whose plan needs arrays, as 0-d arrays of the
+    dtype NumPy's weak-scalar rules give them (so float32 stays float32)."""
+    if plan(ins.spec, ins.shapes).accepts_scalars:  # type: ignore[arg-type]
+        return operands
+    arrays = [np.dtype(d) for d in ins.dtypes if not isinstance(d, type)]
+    scalars = [program.values[a] if program.is_constant[a] else d(0) for a, d in zip(ins.args, ins.dtypes) if isinstance(d, type)]
+    dtype = np.result_type(*arrays, *scalars)
+    out = list(operands)
+    for k, (a, d) in enumerate(zip(ins.args, ins.dtypes)):
+        if not isinstance(d, type):
+            continue
+        if program.is_constant[a]:
+            const = fresh("c")
+            namespace[const] = np.asarray(program.values[a], dtype=dtype)
+            out[k] = const
+        else:  # a Python number passed as an input
+            out[k] = f"np.asarray({operands[k]}, dtype=np.{dtype.name})"
+    return out
+
+
+def _statements(
+    ins: Instruction,
+    operands: list[str],
+    var: str,
+    temporary: Callable[[], str],
+    namespace: dict[str, Any],
+    fresh: Callable[[str], str],
+) -> list[str]:
+    """The assignment(s) of one instruction, read from its primitive's declaration."""
+    spec = ins.spec
+    if spec is not None:
+        step = plan(spec, ins.shapes, any(np.dtype(d).kind in "iub" for d in ins.dtypes if not isinstance(d, type)))
+        namespace.update(step.namespace)
+        written = step.lines(operands, var, temporary)
+        if len(written) == 1 and "np.einsum(" not in written[0] and not _is_plain_product(spec):
+            terms, out = relabel_terms(spec.inputs, spec.output)
+            written[0] += f"  # {','.join(terms)}->{out}"
+        return written
+    source = ins.prim.source
+    text = None
+    if isinstance(source, str):
+        text = source.format(*operands, xp="np", **{k: literal(v) for k, v in ins.params.items()})
+    elif callable(source):
+        text = source(operands, ins.params)
+    if text is None:
+        text = _call(ins, operands, namespace, fresh)
+    return [f"{var} = {text}"]
+
+
+def _is_plain_product(spec: Spec) -> bool:
+    """A product or copy with no summation: the subscripts add nothing to ``*``."""
+    present = set("".join(spec.inputs))
+    return set(spec.output) == present and len(set(spec.output)) == len(spec.output)
+
+
+def _call(ins: Instruction, operands: list[str], namespace: dict[str, Any], fresh: Callable[[str], str]) -> str:
+    """``name(operands, key=value)``: the primitive's implementation, bound by name."""
+    ident = _identifier(ins.prim.name, "primitive")
+    if namespace.get(ident, ins.prim.impl) is not ins.prim.impl:
+        ident = fresh(ident + "_")
+    namespace[ident] = ins.prim.impl
+    rendered = list(operands)
+    for key, value in ins.params.items():
+        text = literal(value)
+        if text is None:
+            text = fresh(f"{ident}_{key}_")
+            namespace[text] = value
+        rendered.append(f"{key}={text}")
+    return f"{ident}({', '.join(rendered)})"
