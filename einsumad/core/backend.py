@@ -32,7 +32,7 @@ from ..algebra.letters import readable_letters
 from ..algebra.subscripts import Spec
 from ..algebra.swap import run_pairwise
 
-__all__ = ["Plan", "plan", "evaluate", "contraction_path", "embed_diagonal", "HELPERS"]
+__all__ = ["Plan", "plan", "evaluate", "contraction_path", "embed_diagonal", "HELPERS", "array_namespace"]
 
 Shapes = tuple[tuple[int, ...], ...]
 
@@ -51,6 +51,26 @@ def embed_diagonal(y: Any, unique: str, output: str, out_shape: tuple[int, ...])
     # A writable view of the diagonal: the repeated letters share one stride sum.
     np.ndarray(y.shape, dtype=out.dtype, buffer=out, strides=strides)[...] = y
     return out
+
+
+_PLAIN = (int, float, complex, bool, np.ndarray, np.generic)
+
+
+def array_namespace(*arrays: Any) -> Any:
+    """The array library the operands come from: ``numpy`` for NumPy arrays and
+    Python numbers. Ops write their implementations against this namespace
+    (``xp.tanh(x)``), using only functions of the Python array API standard.
+
+    >>> array_namespace(np.ones(2), 2.0) is np
+    True
+    """
+    for a in arrays:
+        if not isinstance(a, _PLAIN):
+            raise TypeError(
+                f"einsumad works on NumPy arrays; got an operand of type {type(a).__module__}."
+                f"{type(a).__qualname__}"
+            )
+    return np
 
 
 #: Names the generated source may use besides ``np``.

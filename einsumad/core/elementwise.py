@@ -16,14 +16,13 @@ the cotangent through at no cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .accumulate import PerArgument
 from .einsum import scale_and_broadcast, scale_and_unbroadcast
-from .primitive import Primitive
+from .primitive import Notation, Primitive
 from .tape import unbox
 
 __all__ = ["Elementwise", "Notation"]
@@ -34,28 +33,6 @@ Partial = Callable[..., Any]
 
 def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(unbox(x))
-
-
-@dataclass(frozen=True)
-class Notation:
-    """How a teacher writes the op and its derivative (read by ``ea.derive``).
-
-    Attributes:
-        symbol: the function's name in formulas (``"tanh"``, ``"σ"``); the
-            derivative is written ``symbol'(x)`` unless ``derivative`` says otherwise.
-        latex: the symbol in LaTeX (``"\\\\tanh"``, ``"\\\\sigma"``).
-        forward: a format for the forward formula over the argument names, e.g.
-            ``"{0}^{exponent}"`` (params are available by name); default ``symbol({0})``.
-        derivative: per argument, a format for ``∂f/∂x_k`` in the same style, or
-            a function ``(names, params) -> str``; default ``symbol'({0})``.
-        operator: an infix operator (``"+"``, ``"/"``) for binary ops.
-    """
-
-    symbol: str
-    latex: str | None = None
-    forward: str | Callable[..., str] | None = None
-    derivative: Sequence[str | Callable[..., str] | None] = ()
-    operator: str | None = None
 
 
 class Elementwise(PerArgument):

@@ -26,7 +26,7 @@ import numpy as np
 from .accumulate import PerArgument
 from .backward import backward
 from .delta import KroneckerDelta
-from .primitive import Primitive
+from .primitive import Notation, Primitive
 from .structural import getitem_p, reshape_p, stack_p
 from .tape import REVERSE, Node, Tensor, new_trace, unbox
 
@@ -69,14 +69,18 @@ class General(PerArgument):
             ops that take any number of arguments.
         jvp_rules: the same for JVP rules (optional).
         batched: the rules accept leading batch axes on ``g`` and ``t``.
+        notation: how ``derive`` writes the op and its VJP (:class:`~.primitive.Notation`).
     """
 
     kind = "general"
 
-    def __init__(self, vjp_rules: Any = None, jvp_rules: Any = None, batched: bool = True):
+    def __init__(
+        self, vjp_rules: Any = None, jvp_rules: Any = None, batched: bool = True, notation: Notation | None = None
+    ):
         self.vjp_rules: Any = dict(vjp_rules or {}) if not callable(vjp_rules) else vjp_rules
         self.jvp_rules: Any = dict(jvp_rules or {}) if not callable(jvp_rules) else jvp_rules
         self.batched = batched
+        self.notation = notation
 
     @staticmethod
     def _lookup(rules: Any, k: int) -> Rule | None:

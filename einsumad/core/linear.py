@@ -24,7 +24,7 @@ import numpy as np
 
 from .delta import KroneckerDelta
 from .einsum import broadcast_batched
-from .primitive import Declaration, Primitive
+from .primitive import Declaration, Notation, Primitive
 from .tape import unbox
 
 __all__ = ["Linear"]
@@ -54,6 +54,7 @@ class Linear(Declaration):
         broadcasts: the op broadcasts its linear arguments (NumPy rules).
         describe: a short phrase for ``derive`` naming the transpose
             (``"scatter-add"``, ``"reshape back"``).
+        notation: how ``derive`` writes the op (see :class:`~.primitive.Notation`).
     """
 
     kind = "linear"
@@ -65,12 +66,14 @@ class Linear(Declaration):
         batch_params: Callable[[dict, tuple[int, ...]], dict] = _unchanged,
         broadcasts: bool = False,
         describe: str = "its transpose",
+        notation: Notation | None = None,
     ):
         self.transpose = transpose
         self.linear_args = None if linear_args is None else frozenset(linear_args)
         self.batch_params = batch_params
         self.broadcasts = broadcasts
         self.describe = describe
+        self.notation = notation
 
     def is_linear_in(self, k: int) -> bool:
         return self.linear_args is None or k in self.linear_args

@@ -30,11 +30,12 @@ for a JVP. Derived rules handle them by giving the einsums batch letters.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Union
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence, Union
 
 from .tape import bind
 
-__all__ = ["Primitive", "Declaration", "Constant", "Source", "nondifferentiable"]
+__all__ = ["Primitive", "Declaration", "Notation", "Constant", "Source", "nondifferentiable"]
 
 #: How ``ea.codegen`` spells a call: a format string over the argument sources
 #: (``"{xp}.tanh({0})"``; ``{xp}`` is the array namespace) or a function
@@ -42,10 +43,43 @@ __all__ = ["Primitive", "Declaration", "Constant", "Source", "nondifferentiable"
 Source = Union[str, Callable[[list[str], dict], "str | None"], None]  # noqa: UP007 (a runtime alias on 3.10)
 
 
+@dataclass(frozen=True)
+class Notation:
+    """How a teacher writes the op and its derivative (read by ``ea.derive``).
+
+    Formats use ``{0}``, ``{1}``, ... for the argument names, ``{ans}`` for the
+    result's name, ``{g}`` for the cotangent's, and parameters by name; or they
+    are functions ``(names, params) -> str`` with ``names`` the argument names.
+
+    Attributes:
+        symbol: the function's name in formulas (``"tanh"``, ``"σ"``); the
+            derivative is written ``symbol'(x)`` unless ``derivative`` says otherwise.
+        latex: the symbol in LaTeX (``"\\\\tanh"``, ``"\\\\sigma"``).
+        forward: the forward formula, e.g. ``"{0}^{exponent}"``; default ``symbol({0})``.
+        derivative: per argument, ``∂f/∂x_k`` of an elementwise op; default ``symbol'({0})``.
+        operator: an infix operator (``"+"``, ``"/"``) for binary ops.
+        vjp: per argument, the VJP in matrix notation, for ops whose rule is not
+            an einsum or a Hadamard product: ``"-{ans}^T {g} {ans}^T"`` for ``inv``.
+        vjp_latex: the same in LaTeX (default: derived from ``vjp``).
+    """
+
+    symbol: str
+    latex: str | None = None
+    forward: str | Callable[..., str] | None = None
+    derivative: Sequence[str | Callable[..., str] | None] = ()
+    operator: str | None = None
+    vjp: Sequence[str | Callable[..., str] | None] = ()
+    vjp_latex: Sequence[str | Callable[..., str] | None] = ()
+
+
 class Declaration:
-    """What a primitive is, mathematically; subclasses derive its rules."""
+    """What a primitive is, mathematically; subclasses derive its rules.
+
+    ``notation`` (optional) says how a teacher writes the op; ``ea.derive`` reads it.
+    """
 
     kind: ClassVar[str] = "general"
+    notation: Notation | None = None
 
     def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
         """The cotangent of argument ``k`` given the output cotangent ``g``."""

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.elementwise import Elementwise, Notation
+from ..core.elementwise import Elementwise
 from ..core.linear import Linear
-from ..core.primitive import Primitive
+from ..core.primitive import Notation, Primitive
 from ..core.source import literal
 from ..core.tape import Tensor, register_numpy_equivalent, unbox
 from .compare import greater

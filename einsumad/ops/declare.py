@@ -11,8 +11,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.elementwise import Elementwise, Notation
-from ..core.primitive import Primitive
+from ..core.elementwise import Elementwise
+from ..core.primitive import Notation, Primitive
 from ..core.tape import register_numpy_equivalent
 
 __all__ = ["unary", "binary"]

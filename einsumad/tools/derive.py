@@ -40,9 +40,10 @@ from ..algebra.matrix import latex_name, matrix_form
 from ..algebra.swap import broadcast_spec, vjp_subscripts
 from ..core.backward import backward, toposort
 from ..core.einsum import Einsum
-from ..core.elementwise import Elementwise, Notation
+from ..core.elementwise import Elementwise
 from ..core.linear import Linear
 from ..core.names import parameter_names
+from ..core.primitive import Notation
 from ..core.tape import REVERSE, Node, Tensor, new_trace, unbox
 from ..transforms.autodiff import jacobian
 

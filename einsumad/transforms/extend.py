@@ -35,10 +35,10 @@ import numpy as np
 from ..algebra.subscripts import parse
 from ..core.delta import KroneckerDelta
 from ..core.einsum import Einsum
-from ..core.elementwise import Elementwise, Notation
+from ..core.elementwise import Elementwise
 from ..core.general import General, map_leading
 from ..core.linear import Linear
-from ..core.primitive import Primitive
+from ..core.primitive import Notation, Primitive
 from ..core.structural import getitem_p, reshape_p, stack_p
 from ..core.tape import unbox
 
