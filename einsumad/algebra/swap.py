@@ -34,6 +34,7 @@ __all__ = [
     "contract_delta",
     "substitute",
     "run_pairwise",
+    "factor_out",
 ]
 
 T = TypeVar("T")
@@ -288,3 +289,48 @@ def run_pairwise(
         current.append(contract(step, chosen))
     (result,) = current
     return result
+
+
+def factor_out(a: Spec, k_a: int, b: Spec, k_b: int) -> tuple[Spec, Spec, Spec] | None:
+    """Distributivity: ``a + b`` where operand ``k_a`` of ``a`` and ``k_b`` of ``b`` are
+    the same tensor X, written as one einsum of X with a sum of smaller ones.
+
+    Returns ``(p, q, outer)``: ``p`` contracts ``a``'s other operands to the letters
+    they share with X and the output, ``q`` does the same for ``b`` (in ``a``'s
+    letter order), and ``a + b = outer(X, p + q)``. None when the two einsums do
+    not line up (different roles for X, other operands touching different letters,
+    generalised outputs).
+
+    >>> a = Spec(("ji", "i"), "ji", (("i", 5), ("j", 3)))            # X^T * u
+    >>> b = Spec(("ab", "b", "b"), "ab", (("a", 3), ("b", 5)))        # X^T * v * w
+    >>> [str(s) for s in factor_out(a, 0, b, 0)]
+    ['i->i', 'b,b->b', 'ji,i->ji']
+    """
+    term_a, term_b = a.inputs[k_a], b.inputs[k_b]
+    if len(a.output) != len(b.output) or len(term_a) != len(term_b):
+        return None
+    for spec, term in ((a, term_a), (b, term_b)):
+        present = set("".join(spec.inputs))
+        if len(set(spec.output)) != len(spec.output) or not set(spec.output) <= present:
+            return None
+        if len(set(term)) != len(term) or len(spec.inputs) < 2:
+            return None
+    rename: dict[str, str] = {}  # b's symbols -> a's
+    for sb, sa in zip(b.output + term_b, a.output + term_a):
+        if rename.setdefault(sb, sa) != sa:
+            return None
+    if len(set(rename.values())) != len(rename):
+        return None
+    outside_a = set(a.output) | set(term_a)
+    outside_b = set(b.output) | set(term_b)
+    rest_a = [t for i, t in enumerate(a.inputs) if i != k_a]
+    rest_b = [t for i, t in enumerate(b.inputs) if i != k_b]
+    shared_a = "".join(dict.fromkeys(s for s in "".join(rest_a) if s in outside_a))
+    shared_b = {rename[s] for s in "".join(rest_b) if s in outside_b}
+    if set(shared_a) != shared_b or not shared_a:
+        return None
+    back = {v: k for k, v in rename.items()}
+    p = a.with_terms(rest_a, shared_a)
+    q = b.with_terms(rest_b, "".join(back[s] for s in shared_a))
+    outer = a.with_terms((term_a, shared_a), a.output)
+    return p, q, outer

@@ -33,6 +33,7 @@ class _AddAny(Declaration):
     """``y = a + b`` of equal shapes: VJP ``ḡ`` to each argument; JVP ``ȧ + ḃ``."""
 
     kind = "linear"
+    combination = (1.0, 1.0)
 
     def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
         return g

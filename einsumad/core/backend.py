@@ -172,6 +172,10 @@ def plan(spec: Spec, shapes: Shapes, integer: bool = False) -> Plan:
     expand = _write_expand(core, spec.output, sizes)
 
     def write(args: list[str], result: str, temporary: Callable[[], str]) -> list[str]:
+        written = contract(args, "inner", temporary)
+        if len(written) == 1 and written[0].startswith("inner = ") and written[0].count("=") == 1:
+            inner = written[0][len("inner = "):]
+            return [f"{result} = {expand(inner if inner.isidentifier() else f'({inner})')}"]  # one expression
         inner = temporary()
         return contract(args, inner, temporary) + [f"{result} = {expand(inner)}"]
 
@@ -195,8 +199,8 @@ def _write_path(spec: Spec, shapes: Shapes, sizes: dict[str, int], integer: bool
             return name
 
         final = run_pairwise(spec, path, args, step)
-        lines.append(f"{result} = {final}")
-        return lines
+        # The last step writes the result directly.
+        return [line.replace(f"{final} = ", f"{result} = ", 1) if line.startswith(f"{final} = ") else line for line in lines]
 
     return write
 
@@ -226,31 +230,62 @@ def _summed(x: str, axes: tuple[int, ...], integer: bool) -> str:
 
 
 def _write_core(inputs: tuple[str, ...], core: str, shapes: Shapes, integer: bool, namespace: dict[str, Any]) -> Callable:
-    """Contract one or two ``inputs`` to ``core`` (unique symbols present in inputs)."""
-    distinct = all(len(set(t)) == len(t) for t in inputs)
+    """Contract one or two ``inputs`` to ``core`` (unique symbols present in inputs).
+
+    A letter written twice in one term (``ii``) is that operand's diagonal: a
+    ``numpy.diagonal`` view, whose letter then appears once. Anything with more
+    repeats goes to ``numpy.einsum``'s own loops.
+    """
+    views: list[Callable[[str], str]] = []
+    terms: list[str] = []
+    view_shapes: list[tuple[int, ...]] = []
+    for term, shape in zip(inputs, shapes):
+        repeated = [s for s in dict.fromkeys(term) if term.count(s) > 1]
+        if not repeated:
+            views.append(lambda x: x)
+            terms.append(term)
+            view_shapes.append(shape)
+        elif len(repeated) == 1 and term.count(repeated[0]) == 2 and len(inputs) <= 2:
+            letter = repeated[0]
+            p = term.index(letter)
+            q = term.index(letter, p + 1)
+            views.append(lambda x, p=p, q=q: f"{x}.diagonal(0, {p}, {q})" if x.isidentifier() else f"np.diagonal({x}, 0, {p}, {q})")
+            terms.append("".join(t for i, t in enumerate(term) if i not in (p, q)) + letter)
+            view_shapes.append(tuple(n for i, n in enumerate(shape) if i not in (p, q)) + (shape[p],))
+        else:
+            return _write_einsum(inputs, core, shapes, namespace)
+    if len(inputs) == 1 and terms[0] == core and views[0]("a") != "a":
+        return _expression(lambda a: f"{views[0](a[0])}.copy()")  # a diagonal, as a new array
+    distinct = _write_distinct(tuple(terms), core, tuple(view_shapes), integer)
+
+    def write(args: list[str], result: str, temporary: Callable[[], str]) -> list[str]:
+        return distinct([view(a) for view, a in zip(views, args)], result, temporary)
+
+    write.accepts_scalars = getattr(distinct, "accepts_scalars", False)  # type: ignore[attr-defined]
+    return write
+
+
+def _write_distinct(inputs: tuple[str, ...], core: str, shapes: Shapes, integer: bool) -> Callable:
+    """Contract one or two terms of distinct letters to ``core``."""
     if len(inputs) == 1:
         (term,) = inputs
         if term == core:
             return _expression(lambda a: a[0])
-        if distinct:
-            summed = tuple(i for i, s in enumerate(term) if s not in core)
-            kept = "".join(s for s in term if s in core)
-            perm = tuple(kept.index(s) for s in core)
-            if not core:
-                return _expression(lambda a: f"{a[0]}.sum({'dtype=' + a[0] + '.dtype' if integer else ''})")
-            return _expression(lambda a: _transposed(_summed(a[0], summed, integer), perm))
-    elif len(inputs) == 0:
+        summed = tuple(i for i, s in enumerate(term) if s not in core)
+        kept = "".join(s for s in term if s in core)
+        perm = tuple(kept.index(s) for s in core)
+        if not core:
+            return _expression(lambda a: f"{a[0]}.sum({'dtype=' + a[0] + '.dtype' if integer else ''})")
+        return _expression(lambda a: _transposed(_summed(a[0], summed, integer), perm))
+    if len(inputs) == 0:
         raise ValueError("an einsum needs at least one operand")
-    elif _is_broadcast_product(inputs, core, shapes):
+    if _is_broadcast_product(inputs, core, shapes):
         product = _expression(lambda a: f"{a[0]} * {a[1]}")
         product.accepts_scalars = True  # type: ignore[attr-defined]
         return product
-    elif _is_product(inputs, core):
+    if _is_product(inputs, core):
         return _write_product(inputs, core)
-    elif distinct:
-        return _write_matmul(inputs[0], inputs[1], core, shapes[0], shapes[1], integer)
-    # Diagonals (a letter repeated within a term): numpy.einsum's own loops.
-    return _write_einsum(inputs, core, shapes, namespace)
+    return _write_matmul(inputs[0], inputs[1], core, shapes[0], shapes[1], integer)
 
 
 def _write_einsum(inputs: Sequence[str], output: str, shapes: Shapes, namespace: dict[str, Any]) -> Callable:
@@ -265,24 +300,34 @@ def _write_einsum(inputs: Sequence[str], output: str, shapes: Shapes, namespace:
 
 
 def _write_matrix_product(a_term: str, b_term: str, core: str) -> Callable | None:
-    """Matrix and vector products (at most one letter per role) as ``a @ b`` on
-    transposed views, exactly as written by hand; None otherwise."""
-    shared = [s for s in a_term if s in b_term]
-    if len(a_term) > 2 or len(b_term) > 2 or len(shared) != 1 or shared[0] in core:
+    """Matrix and vector products (at most one letter per role), or stacks of matrix
+    products over leading batch letters, as ``a @ b`` on transposed views, exactly
+    as written by hand; None otherwise."""
+    nb = 0
+    while nb < min(len(a_term), len(b_term), len(core)) and a_term[nb] == b_term[nb] == core[nb]:
+        nb += 1
+    a_rest, b_rest, rest = a_term[nb:], b_term[nb:], core[nb:]
+    if set(core[:nb]) & set(a_rest + b_rest + rest):
+        return None
+    if nb and (len(a_rest) != 2 or len(b_rest) != 2):
+        return None  # NumPy stacks matrices, not vectors
+    shared = [s for s in a_rest if s in b_rest]
+    if len(a_rest) > 2 or len(b_rest) > 2 or len(shared) != 1 or shared[0] in core:
         return None
     (k,) = shared
-    left = [s for s in a_term if s != k]
-    right = [s for s in b_term if s != k]
-    if sorted(left + right) != sorted(core):
+    left = [s for s in a_rest if s != k]
+    right = [s for s in b_rest if s != k]
+    if sorted(left + right) != sorted(rest):
         return None
-    transpose_a = len(a_term) == 2 and a_term[0] == k
-    transpose_b = len(b_term) == 2 and b_term[1] == k
-    transpose_out = len(core) == 2 and core[0] != (left + right)[0]
+    transpose_a = len(a_rest) == 2 and a_rest[0] == k
+    transpose_b = len(b_rest) == 2 and b_rest[1] == k
+    transpose_out = len(rest) == 2 and rest[0] != (left + right)[0]
+    t = ".swapaxes(-1, -2)" if nb else ".T"
 
     def expr(a: list[str]) -> str:
         if transpose_out:  # (A B)^T = B^T A^T: write the product the other way round
-            return f"{a[1]}{'' if transpose_b else '.T'} @ {a[0]}{'' if transpose_a else '.T'}"
-        return f"{a[0]}{'.T' if transpose_a else ''} @ {a[1]}{'.T' if transpose_b else ''}"
+            return f"{a[1]}{'' if transpose_b else t} @ {a[0]}{'' if transpose_a else t}"
+        return f"{a[0]}{t if transpose_a else ''} @ {a[1]}{t if transpose_b else ''}"
 
     return _expression(expr)
 
@@ -301,6 +346,10 @@ def _write_matmul(
     simple = _write_matrix_product(a_term, b_term, core)
     if simple is not None:
         return simple
+    if not core and len(a_term) > 1 and sorted(a_term) == sorted(b_term):
+        # A full contraction of two tensors of the same letters: one dot product.
+        perm = tuple(b_term.index(s) for s in a_term)
+        return _expression(lambda a: f"np.dot({a[0]}.ravel(), {_transposed(a[1], perm)}.ravel())")
     size = dict(zip(a_term, shape_a)) | dict(zip(b_term, shape_b))
     in_a, in_b = set(a_term), set(b_term)
     batch = [s for s in core if s in in_a and s in in_b]
@@ -390,6 +439,8 @@ def _write_expand(core: str, output: str, sizes: dict[str, int]) -> Callable[[st
             y = f"{y}[{', '.join(':' if s in core else 'None' for s in unique)}]"
         if core and any(s not in core for s in unique) or not core:
             y = f"np.broadcast_to({y}, {unique_shape})"
+        if len(unique) == 1 and output == unique * 2 and core == unique:
+            return f"np.diag({y})"  # a vector on the diagonal of a matrix
         if len(unique) != len(output):
             y = f"embed_diagonal({y}, {unique!r}, {output!r}, {out_shape})"
         return y

@@ -80,6 +80,10 @@ class Declaration:
 
     kind: ClassVar[str] = "general"
     notation: Notation | None = None
+    #: For an op that is the linear combination ``sum_k c_k x_k`` (NumPy
+    #: broadcasting), its coefficients: ``add`` is (1, 1), ``negative`` (-1,).
+    #: The code emitter folds such signs into subtractions and einsums.
+    combination: tuple[float, ...] | None = None
 
     def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
         """The cotangent of argument ``k`` given the output cotangent ``g``."""

@@ -6,53 +6,82 @@ sorted order; ``None`` is an empty subtree; named tuples are leaves.
 
 This is the one pytree walker of the library: the transformations, ``compile``
 (its cache key), ``codegen`` (the names of input leaves and the structure of
-the return value) and the gradient checkers all use it. Walks are iterative, so
-a tree thousands of levels deep flattens without recursion, and they create no
-reference cycles (a finished transformation is freed by reference counting).
+the return value) and the gradient checkers all use it.
+
+A structure is recorded as a flat tuple of tokens in pre-order (a container's
+kind and size, then its children), so it hashes and compares as one flat tuple:
+cheap enough to key ``ea.compile``'s cache on every call, and a tree thousands
+of levels deep needs no recursion anywhere. The walks create no reference
+cycles, so a finished transformation is freed by reference counting.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "LEAF"]
+from numpy import ndarray
 
-_KINDS = ("leaf", "none", "dict", "list", "tuple")
+__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "tree_signature", "LEAF"]
+
+# Tokens: a leaf, None, or a container followed by its size (dicts: their keys).
+_LEAF, _NONE, _LIST, _TUPLE, _DICT = range(5)
 
 
 class TreeDef:
-    """The structure of a pytree: a kind, keys (for dicts) and child structures.
+    """The structure of a pytree, hashable (it keys ``ea.compile``'s cache).
 
-    Hashable and comparable, so it can key a cache; ``paths()`` lists the key
-    path of every leaf.
+    >>> leaves, treedef = tree_flatten({"b": 2, "a": [1, (3,)]})
+    >>> str(treedef), treedef.num_leaves
+    ("{'a': [*, (*,)], 'b': *}", 3)
     """
 
-    __slots__ = ("kind", "keys", "children", "num_leaves", "_hash")
+    __slots__ = ("tokens", "num_leaves")
 
-    def __init__(self, kind: str, keys: tuple = (), children: tuple[TreeDef, ...] = ()):
-        self.kind = kind
-        self.keys = keys
-        self.children = children
-        self.num_leaves = 1 if kind == "leaf" else sum(c.num_leaves for c in children)
-        self._hash = hash((kind, keys, tuple(c._hash for c in children)))
+    def __init__(self, tokens: tuple, num_leaves: int):
+        self.tokens = tokens
+        self.num_leaves = num_leaves
 
     def __hash__(self) -> int:
-        return self._hash
+        return hash(self.tokens)
 
     def __eq__(self, other: object) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, TreeDef) or self._hash != other._hash:
-            return False
-        pairs = [(self, other)]
-        while pairs:
-            a, b = pairs.pop()
-            if a is b:
-                continue
-            if a.kind != b.kind or a.keys != b.keys or len(a.children) != len(b.children):
-                return False
-            pairs.extend(zip(a.children, b.children))
-        return True
+        return isinstance(other, TreeDef) and self.tokens == other.tokens
+
+    @property
+    def kind(self) -> str:
+        """``"leaf"``, ``"none"``, ``"list"``, ``"tuple"`` or ``"dict"`` (the root's kind)."""
+        return ("leaf", "none", "list", "tuple", "dict")[self.tokens[0]]
+
+    def _events(self) -> Iterator[tuple[str, Any]]:
+        """Walk the tokens in pre-order: ("leaf", i), ("none", None), ("open", (kind, labels)),
+        ("child", label) before each child of a container, and ("close", kind)."""
+        tokens = self.tokens
+        pos = 0
+        leaf = 0
+        open_containers: list[list[Any]] = []  # [kind, labels, index of the next child]
+        while True:
+            token = tokens[pos]
+            if token == _LEAF:
+                yield "leaf", leaf
+                leaf += 1
+                pos += 1
+            elif token == _NONE:
+                yield "none", None
+                pos += 1
+            else:
+                size = tokens[pos + 1]
+                labels = size if token == _DICT else tuple(range(size))
+                kind = ("list", "tuple", "dict")[token - _LIST]
+                yield "open", (kind, labels)
+                open_containers.append([kind, labels, 0])
+                pos += 2
+            while open_containers and open_containers[-1][2] == len(open_containers[-1][1]):
+                yield "close", open_containers.pop()[0]
+            if not open_containers:
+                return
+            top = open_containers[-1]
+            yield "child", top[1][top[2]]
+            top[2] += 1
 
     def paths(self) -> list[tuple[Any, ...]]:
         """The key path of each leaf, in leaf order: dict keys and sequence indices.
@@ -61,16 +90,45 @@ class TreeDef:
         [('a', 0), ('a', 1, 0), ('b',)]
         """
         out: list[tuple[Any, ...]] = []
-        stack: list[tuple[TreeDef, tuple[Any, ...]]] = [(self, ())]
-        while stack:
-            node, path = stack.pop()
-            if node.kind == "leaf":
-                out.append(path)
-                continue
-            labels = node.keys if node.kind == "dict" else range(len(node.children))
-            for label, child in reversed(list(zip(labels, node.children))):
-                stack.append((child, path + (label,)))
+        path: list[Any] = []
+        depth_of_child: list[int] = []
+        for event, value in self._events():
+            if event == "open":
+                depth_of_child.append(len(path))
+            elif event == "child":
+                del path[depth_of_child[-1] :]
+                path.append(value)
+            elif event == "close":
+                del path[depth_of_child.pop() :]
+            elif event == "leaf":
+                out.append(tuple(path))
         return out
+
+    def unflatten(self, leaves: list[Any]) -> Any:
+        """Rebuild a tree of this structure from ``leaves``."""
+        stack: list[tuple[str, Any, list[Any]]] = []
+        result: Any = None
+        for event, value in self._events():
+            if event == "open":
+                stack.append((value[0], value[1], []))
+                continue
+            if event == "child":
+                continue
+            if event == "leaf":
+                built = leaves[value]
+            elif event == "none":
+                built = None
+            else:
+                kind, labels, children = stack.pop()
+                if kind == "dict":
+                    built = dict(zip(labels, children))
+                else:
+                    built = children if kind == "list" else tuple(children)
+            if stack:
+                stack[-1][2].append(built)
+            else:
+                result = built
+        return result
 
     def render(self, leaves: list[str]) -> str:
         """Python source that builds this structure around the leaf sources.
@@ -88,41 +146,29 @@ class TreeDef:
 
     def _render(self, leaf: Callable[[int], str]) -> str:
         parts: list[str] = []
-        count = 0
-        stack: list[tuple[str, Any]] = [("node", self)]
-        while stack:
-            event, item = stack.pop()
-            if event == "text":
-                parts.append(item)
-                continue
-            node: TreeDef = item
-            if node.kind == "leaf":
-                parts.append(leaf(count))
-                count += 1
-                continue
-            if node.kind == "none":
+        stack: list[tuple[str, int]] = []  # (kind, children seen)
+        for event, value in self._events():
+            if event == "open":
+                parts.append({"dict": "{", "list": "[", "tuple": "("}[value[0]])
+                stack.append((value[0], 0))
+            elif event == "child":
+                kind, seen = stack[-1]
+                if seen:
+                    parts.append(", ")
+                if kind == "dict":
+                    parts.append(f"{value!r}: ")
+                stack[-1] = (kind, seen + 1)
+            elif event == "close":
+                _, seen = stack.pop()
+                parts.append({"dict": "}", "list": "]", "tuple": ",)" if seen == 1 else ")"}[value])
+            elif event == "leaf":
+                parts.append(leaf(value))
+            else:
                 parts.append("None")
-                continue
-            opening, closing = {"dict": ("{", "}"), "list": ("[", "]"), "tuple": ("(", ")")}[node.kind]
-            if node.kind == "tuple" and len(node.children) == 1:
-                closing = ",)"
-            stack.append(("text", closing))
-            for i in reversed(range(len(node.children))):
-                stack.append(("node", node.children[i]))
-                if node.kind == "dict":
-                    stack.append(("text", f"{node.keys[i]!r}: "))
-                if i:
-                    stack.append(("text", ", "))
-            parts.append(opening)
         return "".join(parts)
 
 
-LEAF = TreeDef("leaf")
-_NONE = TreeDef("none")
-
-
-def _is_sequence(node: Any) -> bool:
-    return isinstance(node, (list, tuple)) and not hasattr(node, "_fields")
+LEAF = TreeDef((_LEAF,), 1)
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
@@ -132,56 +178,56 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     >>> leaves, str(treedef)
     ([1, 3, 2], "{'a': [*, (*,)], 'b': *}")
     """
+    leaves, tokens = _walk(tree, None)
+    return leaves, TreeDef(tokens, len(leaves))
+
+
+def tree_signature(tree: Any, leaf_key: Callable[[Any], Any]) -> tuple[list[Any], tuple]:
+    """Leaves, and one flat hashable tuple of the structure with ``leaf_key(leaf)``
+    in each leaf's place (``ea.compile``'s cache key: structure, shapes, dtypes).
+
+    >>> tree_signature({"a": (1, 2.0)}, lambda leaf: type(leaf).__name__)[1]
+    (4, ('a',), 3, 2, 'int', 'float')
+    """
+    return _walk(tree, leaf_key)
+
+
+def _walk(tree: Any, leaf_key: Callable[[Any], Any] | None) -> tuple[list[Any], tuple]:
+    """The one walk: pre-order tokens of the structure, and the leaves in order."""
     leaves: list[Any] = []
-    built: list[TreeDef] = []
-    stack: list[tuple[bool, Any]] = [(False, tree)]
+    tokens: list[Any] = []
+    stack = [tree]
+    pop, push, extend = stack.pop, tokens.append, stack.extend
     while stack:
-        closing, node = stack.pop()
-        if closing:
-            kind, keys, count = node
-            children = tuple(built[len(built) - count :]) if count else ()
-            if count:
-                del built[len(built) - count :]
-            built.append(TreeDef(kind, keys, children))
+        node = pop()
+        kind = type(node)
+        if kind is ndarray:
+            push(_LEAF if leaf_key is None else leaf_key(node))
+            leaves.append(node)
+        elif kind is tuple or kind is list:
+            push(_TUPLE if kind is tuple else _LIST)
+            push(len(node))
+            extend(reversed(node))
         elif node is None:
-            built.append(_NONE)
+            push(_NONE)
         elif isinstance(node, dict):
             keys = tuple(sorted(node))
-            stack.append((True, ("dict", keys, len(keys))))
-            stack.extend((False, node[k]) for k in reversed(keys))
-        elif _is_sequence(node):
-            stack.append((True, ("list" if isinstance(node, list) else "tuple", (), len(node))))
-            stack.extend((False, c) for c in reversed(node))
+            push(_DICT)
+            push(keys)
+            extend(node[k] for k in reversed(keys))
+        elif isinstance(node, (list, tuple)) and not hasattr(node, "_fields"):
+            push(_LIST if isinstance(node, list) else _TUPLE)
+            push(len(node))
+            extend(reversed(node))
         else:
+            push(_LEAF if leaf_key is None else leaf_key(node))
             leaves.append(node)
-            built.append(LEAF)
-    return leaves, built[0]
+    return leaves, tuple(tokens)
 
 
 def tree_unflatten(treedef: TreeDef, leaves: list[Any]) -> Any:
     """Rebuild a tree of ``treedef``'s structure from ``leaves``."""
-    it = iter(leaves)
-    built: list[Any] = []
-    stack: list[tuple[bool, TreeDef]] = [(False, treedef)]
-    while stack:
-        closing, node = stack.pop()
-        if node.kind == "leaf":
-            built.append(next(it))
-        elif node.kind == "none":
-            built.append(None)
-        elif not closing:
-            stack.append((True, node))
-            stack.extend((False, c) for c in reversed(node.children))
-        else:
-            count = len(node.children)
-            children = built[len(built) - count :] if count else []
-            if count:
-                del built[len(built) - count :]
-            if node.kind == "dict":
-                built.append(dict(zip(node.keys, children)))
-            else:
-                built.append(children if node.kind == "list" else tuple(children))
-    return built[0]
+    return treedef.unflatten(list(leaves))
 
 
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:

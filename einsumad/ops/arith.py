@@ -42,12 +42,14 @@ __all__ = [
 #   negative:  y = -x           linear: its transpose is itself
 
 add_p = binary("add", np.add, (1, 1), operator="+")
+add_p.declaration.combination = (1, 1)
 negative_p = Primitive(
     np.negative,
     name="negative",
     declaration=Linear(lambda k, g, ans, x: negative_p(g), describe="negate"),
     source="-{0}",
 )
+negative_p.declaration.combination = (-1,)
 
 
 def add(x: Any, y: Any) -> Any:

@@ -26,11 +26,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.names import parameter_names
-from ..core.pytree import tree_flatten
+from ..core.pytree import tree_signature
 from ..core.tape import Tensor
 from .program import Program, Source, emit, is_traced_leaf, trace
 
-__all__ = ["compile", "codegen", "CompiledFunction"]
+__all__ = ["compile", "codegen", "ProgramCache"]
 
 #: Programs kept per compiled function (least recently used are dropped).
 CACHE_SIZE = 64
@@ -91,74 +91,64 @@ def codegen(fun: Callable, *args: Any, static_argnums: int | Sequence[int] = (),
     return _build(fun, args, kwargs, static)[1]
 
 
-class CompiledFunction:
-    """A function traced once per input signature; see :func:`compile`."""
+def _never(*args: Any) -> bool:
+    return False
+
+
+class ProgramCache:
+    """The programs of one compiled function, keyed by input signature; see :func:`compile`.
+
+    ``fast`` holds the guard and function of the latest call's program: a call
+    with the same signature runs it after one generated check.
+    """
 
     def __init__(self, fun: Callable, static_argnums: int | Sequence[int]):
         self.fun = fun
         self.static_argnums = static_argnums
         self.programs: collections.OrderedDict[Any, Program] = collections.OrderedDict()
         self.traces = 0
-        functools.update_wrapper(self, fun)  # type: ignore[arg-type]
+        self.fast: list[Any] = [_never, None]
+
+    def _remember(self, program: Program, kwargs: dict) -> None:
+        if not kwargs and program.guard is not None:
+            self.fast[:] = [program.guard, program.function]
+        else:
+            self.fast[:] = [_never, None]
 
     def cache_size(self) -> int:
         return len(self.programs)
 
     def _key(self, args: tuple, kwargs: dict, static: frozenset[int]) -> Any:
-        parts: list[Any] = []
-        for i, arg in enumerate(args):
-            if i in static:
-                parts.append(("static", arg))
-                continue
-            leaves, treedef = tree_flatten(arg)
-            leaf_keys: list[Any] = []
-            for leaf in leaves:
-                if isinstance(leaf, Tensor):
-                    raise _Traced
-                if not is_traced_leaf(leaf):
-                    leaf_keys.append((type(leaf), leaf))
-                elif isinstance(leaf, (int, float, complex)):
-                    leaf_keys.append(type(leaf))
-                else:
-                    array = np.asarray(leaf)
-                    leaf_keys.append((array.shape, array.dtype))
-            parts.append((treedef, tuple(leaf_keys)))
+        dynamic = tuple(a for i, a in enumerate(args) if i not in static)
+        key: tuple = tree_signature(dynamic, _leaf_key)[1]
+        if static:
+            key += (tuple((i, args[i]) for i in sorted(static)),)
         if kwargs:
-            parts.append(tuple(sorted(kwargs.items())))
-        return tuple(parts)
+            key += (tuple(sorted(kwargs.items())),)
+        return key
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs and not self.static_argnums:
-            # The common case, fast: every argument a NumPy array.
-            key: list[Any] = []
-            for a in args:
-                if type(a) is not np.ndarray:
-                    break
-                key.append(a.shape)
-                key.append(a.dtype)
-            else:
-                entry = self.programs.get(tuple(key))
-                if entry is not None:
-                    return entry.function(*args)
-                return self._miss(tuple(key), args, kwargs, frozenset())
-        static = _static_positions(self.static_argnums, len(args))
+    def call(self, args: tuple, kwargs: dict) -> Any:
+        static = _static_positions(self.static_argnums, len(args)) if self.static_argnums else _NONE
         try:
-            key_full = self._key(args, kwargs, static)
-            entry = self.programs.get(key_full)
+            key = self._key(args, kwargs, static)
+            program = self.programs.get(key)
         except _Traced:
             return self.fun(*args, **kwargs)  # inside a transformation: nothing to replay
         except TypeError:  # an unhashable static argument: trace every call
             return _build(self.fun, args, kwargs, static)[1].function()(*args)
-        if entry is not None:
-            self.programs.move_to_end(key_full)
-            return entry.function(*args)
-        return self._miss(key_full, args, kwargs, static)
+        if program is None:
+            return self._miss(key, args, kwargs, static)
+        self.programs.move_to_end(key)
+        self._remember(program, kwargs)
+        return program.function(*args)
 
     def _miss(self, key: Any, args: tuple, kwargs: dict, static: frozenset[int]) -> Any:
         program, source = _build(self.fun, args, kwargs, static)
         program.source = source
         program.function = function = source.function()
+        program.guard = _guard(args, static)
         self.programs[key] = program
+        self._remember(program, kwargs)
         self.traces += 1
         if len(self.programs) > CACHE_SIZE:
             self.programs.popitem(last=False)
@@ -174,11 +164,84 @@ class CompiledFunction:
         return function(*args)
 
 
+def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
+    """A generated check that new arguments have exactly the signature of ``args``:
+    the same containers (types, lengths, dict keys), arrays of the same shapes and
+    dtypes, Python numbers of the same types, the same static values. It lets a
+    call with the latest signature skip computing its key (None: no fast check).
+
+    The check is one boolean expression, the cheapest Python can evaluate.
+    """
+    namespace: dict[str, Any] = {"ndarray": np.ndarray}
+    conditions = [f"len(args) == {len(args)}"]
+    counter = iter(range(1 << 30))
+
+    def check(expr: str, value: Any, depth: int) -> bool:
+        if depth > 32:
+            return False
+        kind = type(value)
+        if kind is np.ndarray:
+            name = f"x{next(counter)}"
+            namespace[f"{name}_dtype"] = value.dtype
+            conditions.append(
+                f"type({name} := {expr}) is ndarray and {name}.shape == {value.shape!r} "
+                f"and {name}.dtype is {name}_dtype"
+            )
+            return True
+        if kind in (int, float, complex):
+            conditions.append(f"type({expr}) is {kind.__name__}")
+            return True
+        if kind in (tuple, list) or (kind is dict and all(type(k) in (str, int) for k in value)):
+            name = f"x{next(counter)}"
+            conditions.append(f"type({name} := {expr}) is {kind.__name__} and len({name}) == {len(value)}")
+            if kind is dict:
+                conditions.extend(f"{key!r} in {name}" for key in value)
+                return all(check(f"{name}[{key!r}]", item, depth + 1) for key, item in value.items())
+            return all(check(f"{name}[{i}]", item, depth + 1) for i, item in enumerate(value))
+        if value is None or kind is bool:
+            conditions.append(f"{expr} is {value!r}")
+            return True
+        if kind is str:
+            conditions.append(f"{expr} == {value!r}")
+            return True
+        return False  # any other object: no fast check
+
+    for i, arg in enumerate(args):
+        if i in static:
+            if type(arg) not in (bool, int, float, str, type(None)):
+                return None
+            conditions.append(f"type(args[{i}]) is {type(arg).__name__} and args[{i}] == {arg!r}")
+        elif not check(f"args[{i}]", arg, 0):
+            return None
+    source = "def guard(*args):\n    return (\n        " + "\n        and ".join(conditions) + "\n    )"
+    exec(source, namespace)  # noqa: S102 (written above from the arguments' structure)
+    return namespace["guard"]  # type: ignore[no-any-return]
+
+
 class _Traced(Exception):
     """An argument is already traced: ``compile`` is inside a transformation."""
 
 
-def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> CompiledFunction:  # noqa: A001
+_NONE: frozenset[int] = frozenset()
+
+
+def _leaf_key(leaf: Any) -> Any:
+    """A leaf's part of the signature: shape and dtype of an array, the type of a
+    Python number (numbers are inputs), the value of a static leaf."""
+    kind = type(leaf)
+    if kind is np.ndarray:
+        return (leaf.shape, leaf.dtype)
+    if kind is float or kind is int or kind is complex:
+        return kind
+    if isinstance(leaf, Tensor):
+        raise _Traced
+    if not is_traced_leaf(leaf):
+        return (kind, leaf)
+    array = np.asarray(leaf)
+    return (array.shape, array.dtype)
+
+
+def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable:  # noqa: A001
     """Trace ``fun`` once per input signature and run it as straight-line NumPy.
 
     ``fun`` may be any function of arrays, including a transformed one:
@@ -201,4 +264,17 @@ def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Compiled
     >>> fast.cache_size()
     1
     """
-    return CompiledFunction(fun, static_argnums)
+    cache = ProgramCache(fun, static_argnums)
+    fast = cache.fast
+
+    @functools.wraps(fun)
+    def compiled(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs:
+            guard, function = fast
+            if guard(*args):  # the signature of the latest call: run its program
+                return function(*args)
+        return cache.call(args, kwargs)
+
+    compiled.cache_size = lambda: len(cache.programs)  # type: ignore[attr-defined]
+    compiled.programs = cache.programs  # type: ignore[attr-defined]
+    return compiled

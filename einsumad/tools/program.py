@@ -15,6 +15,7 @@ printed is what runs.
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -22,9 +23,9 @@ import numpy as np
 
 from ..algebra.letters import relabel_terms
 from ..algebra.subscripts import Spec
-from ..algebra.swap import pairwise_steps, substitute
+from ..algebra.swap import factor_out, pairwise_steps, substitute
 from ..core.backend import HELPERS, contraction_path, plan
-from ..core.einsum import Einsum
+from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
 from ..core.source import literal
 from ..core.tape import STAGE, Tensor, new_trace
@@ -73,6 +74,7 @@ class Program:
     stage: Any = None
     source: Any = None  # the emitted Source, once emitted
     function: Any = None  # the function compiled from it
+    guard: Any = None  # ea.compile's check that arguments have this program's signature
 
     # -- recording ------------------------------------------------------------------
 
@@ -94,7 +96,7 @@ class Program:
         refs = tuple(self.ref(a) for a in args)
         values = [a.value if isinstance(a, Tensor) else a for a in args]
         shapes = tuple(np.shape(v) for v in values)
-        dtypes = tuple(np.result_type(v) if not isinstance(v, (int, float, complex)) else type(v) for v in values)
+        dtypes = tuple(type(v) if type(v) in (int, float, complex) else np.result_type(v) for v in values)
         out = self.slot(None, False)
         self.instructions.append(Instruction(prim, refs, params, out, shapes, dtypes))
         return Tensor(ans, self.stage, node=out)
@@ -163,8 +165,105 @@ class Program:
                     changed = True
                     break
 
+    def distribute(self) -> None:
+        """Pull a common factor out of a sum: ``X p ± X q = X (p ± q)``.
+
+        A sum (an op declared as the combination ``a + b``) of two einsums, each
+        used only there (possibly through a negation), that share an operand X in
+        the same role (:func:`~einsumad.algebra.swap.factor_out`) becomes one einsum
+        of X with the sum of two smaller einsums, when that costs fewer
+        multiply-adds. Reverse over reverse makes such sums (the Hessian of a
+        logistic loss adds two products with X), and a person factors them by hand.
+        """
+        uses: dict[int, int] = {}
+        for ins in self.instructions:
+            for a in ins.args:
+                uses[a] = uses.get(a, 0) + 1
+        for a in self.outputs:
+            uses[a] = uses.get(a, 0) + 2
+        producer_of = {ins.out: ins for ins in self.instructions}
+        rewritten: list[Instruction] = []
+        for ins in self.instructions:
+            replacement = self._factored(ins, producer_of, uses)
+            rewritten.extend(replacement if replacement is not None else [ins])
+        self.instructions = rewritten
+
+    def _through_negations(self, slot: int, producer_of: dict, uses: dict) -> tuple[Instruction | None, int, Any]:
+        """The single-use core einsum behind ``slot``, the sign of the negations on the
+        way, and a negation primitive met there (or None)."""
+        sign, negation = 1, None
+        producer = producer_of.get(slot)
+        while producer is not None and uses.get(producer.out) == 1:
+            if getattr(producer.prim.declaration, "combination", None) == (-1,):
+                sign, negation = -sign, producer.prim
+                producer = producer_of.get(producer.args[0])
+                continue
+            return (producer if producer.spec is not None else None), sign, negation
+        return None, sign, negation
+
+    def _factored(self, ins: Instruction, producer_of: dict, uses: dict) -> list[Instruction] | None:
+        if getattr(ins.prim.declaration, "combination", None) != (1, 1) or ins.params:
+            return None
+        if ins.args[0] == ins.args[1] or ins.shapes[0] != ins.shapes[1]:
+            return None
+        a, sign_a, neg_a = self._through_negations(ins.args[0], producer_of, uses)
+        b, sign_b, neg_b = self._through_negations(ins.args[1], producer_of, uses)
+        if a is None or b is None or a is b:
+            return None
+        for k_a, x in enumerate(a.args):
+            for k_b, y in enumerate(b.args):
+                if x != y or self.is_constant[x]:
+                    continue
+                factored = factor_out(a.spec, k_a, b.spec, k_b)  # type: ignore[arg-type]
+                if factored is None:
+                    continue
+                p, q, outer = factored
+                rest_a = [j for j in range(len(a.args)) if j != k_a]
+                rest_b = [j for j in range(len(b.args)) if j != k_b]
+                p_shapes = tuple(a.shapes[j] for j in rest_a)
+                q_shapes = tuple(b.shapes[j] for j in rest_b)
+                p, q = _sized(p, p_shapes), _sized(q, q_shapes)
+                shared_shape = p.shape(p.output)
+                before = _loop_cost(a.spec, a.shapes) + _loop_cost(b.spec, b.shapes) + _size(ins.shapes[0])  # type: ignore[arg-type]
+                after = (
+                    _loop_cost(p, p_shapes) + _loop_cost(q, q_shapes) + _size(shared_shape)
+                    + _loop_cost(outer, (a.shapes[k_a], shared_shape))
+                )
+                if after >= before:
+                    continue
+                dtype = np.result_type(*[d(0) if isinstance(d, type) else d for d in a.dtypes + b.dtypes])
+                new: list[Instruction] = []
+                terms = []
+                for spec, args, shapes, dtypes, sign, negation in (
+                    (p, [a.args[j] for j in rest_a], p_shapes, [a.dtypes[j] for j in rest_a], sign_a, neg_a or neg_b),
+                    (q, [b.args[j] for j in rest_b], q_shapes, [b.dtypes[j] for j in rest_b], sign_b, neg_b or neg_a),
+                ):
+                    slot = self._einsum_slot(spec, args, shapes, dtypes, new)
+                    if sign < 0:
+                        negated = self.slot(None, False)
+                        new.append(Instruction(negation, (slot,), {}, negated, (shared_shape,), (dtype,)))
+                        slot = negated
+                    terms.append(slot)
+                total = self.slot(None, False)
+                new.append(Instruction(ins.prim, tuple(terms), {}, total, (shared_shape, shared_shape), (dtype, dtype)))
+                new.append(Instruction(
+                    einsum_p, (x, total), {"spec": outer}, ins.out, (a.shapes[k_a], shared_shape), (a.dtypes[k_a], dtype)
+                ))
+                return new
+        return None
+
+    def _einsum_slot(self, spec: Spec, args: list[int], shapes: tuple, dtypes: list[Any], new: list[Instruction]) -> int:
+        """The slot of ``einsum(spec)(args)``: an operand itself when the einsum is one."""
+        if len(args) == 1 and spec.inputs[0] == spec.output:
+            return args[0]
+        out = self.slot(None, False)
+        new.append(Instruction(einsum_p, tuple(args), {"spec": spec}, out, shapes, tuple(dtypes)))
+        return out
+
     def finish(self) -> None:
-        """Fuse einsums and drop instructions that no output needs."""
+        """Fuse einsums, factor sums, fuse again, and drop instructions no output needs."""
+        self.fuse()
+        self.distribute()
         self.fuse()
         needed = set(self.outputs)
         kept = []
@@ -177,6 +276,10 @@ class Program:
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
 
 
 def _loop_cost(spec: Spec, shapes: tuple) -> int:
@@ -282,7 +385,7 @@ class Source(str):
 
 def _identifier(text: str, fallback: str) -> str:
     cleaned = "_".join(filter(None, "".join(c if c.isalnum() else " " for c in text).split()))
-    if not cleaned or not cleaned.isidentifier() or cleaned[0].isdigit():
+    if not cleaned or not cleaned.isidentifier() or keyword.iskeyword(cleaned):
         return fallback
     return cleaned
 
@@ -348,30 +451,112 @@ def emit(
         names[slot] = const
         return const
 
+    # Negations are folded (the declaration says the op is a linear combination
+    # ``sum_k c_k x_k``): ``names[slot]`` may hold minus the slot's value
+    # (``negated``); einsums absorb the sign and sums turn it into a subtraction, so
+    # ``add(x, negative(y))`` is written ``x - y``. Anything else gets the value.
+    negated: set[int] = set()
     last_use: dict[int, int] = {}
     for i, ins in enumerate(program.instructions):
         for a in ins.args:
             if not program.is_constant[a]:
                 last_use[a] = i
-    keep = set(program.outputs) | set(program.inputs)
-    frees: dict[int, list[int]] = {}
-    for slot, i in last_use.items():
-        if slot not in keep:
-            frees.setdefault(i, []).append(slot)
+    protected = set(program.inputs) | set(program.outputs)
+    holders: dict[str, set[int]] = {}  # local variable -> live slots it holds
+    assigned: set[str] = set()  # locals the instructions assign (the only ones deleted)
+
+    def hold(slot: int, var: str) -> None:
+        names[slot] = var
+        holders.setdefault(var, set()).add(slot)
+
+    def value_of(slot: int) -> str:
+        """The slot's value itself, negating it into a new variable once if needed."""
+        if slot not in negated:
+            return ref(slot)
+        var = fresh("v")
+        old = names[slot]
+        lines.append(f"    {var} = -{old}")
+        holders.get(old, set()).discard(slot)
+        if old in assigned and old in holders and not holders[old]:
+            lines.append(f"    del {old}")
+            del holders[old]
+        negated.discard(slot)
+        assigned.add(var)
+        hold(slot, var)
+        return var
 
     for i, ins in enumerate(program.instructions):
-        var = fresh("v")
-        operands = [ref(a) for a in ins.args]
         if ins.spec is not None:
-            operands = _scalars_as_arrays(ins, operands, program, namespace, fresh)
-        for statement in _statements(ins, operands, var, lambda: fresh("t"), namespace, fresh):
-            lines.append(f"    {statement}")
-        names[ins.out] = var
-        if frees.get(i) and i < len(program.instructions) - 1:
-            lines.append(f"    del {', '.join(names[s] for s in sorted(frees[i]))}")
+            folded = _fold_signs(ins, program, negated)
+            if folded is not None:
+                kept, sign = folded
+                if len(kept) == 1 and ins.spec.inputs[kept[0]] == ins.spec.output:  # a pure sign change
+                    hold(ins.out, ref(ins.args[kept[0]]))
+                    (negated.add if sign < 0 else negated.discard)(ins.out)
+                else:
+                    spec = ins.spec.with_terms([ins.spec.inputs[k] for k in kept], ins.spec.output)
+                    reduced = Instruction(
+                        ins.prim, tuple(ins.args[k] for k in kept), {"spec": spec}, ins.out,
+                        tuple(ins.shapes[k] for k in kept), tuple(ins.dtypes[k] for k in kept),
+                    )
+                    operands = _scalars_as_arrays(reduced, [ref(a) for a in reduced.args], program, namespace, fresh)
+                    if sign < 0 and ins.out in program.outputs:
+                        operands = _negate_cheapest(reduced, operands, program, namespace, fresh)
+                        sign = 1.0
+                    var = fresh("v")
+                    for statement in _statements(reduced, operands, var, lambda: fresh("t"), namespace, fresh):
+                        lines.append(f"    {statement}")
+                    assigned.add(var)
+                    hold(ins.out, var)
+                    if sign < 0:
+                        negated.add(ins.out)
+            else:
+                operands = _scalars_as_arrays(ins, [value_of(a) for a in ins.args], program, namespace, fresh)
+                var = fresh("v")
+                for statement in _statements(ins, operands, var, lambda: fresh("t"), namespace, fresh):
+                    lines.append(f"    {statement}")
+                assigned.add(var)
+                hold(ins.out, var)
+        elif _signed_sum(ins) is not None:
+            coefficients = _signed_sum(ins)
+            signs = [c * (-1 if a in negated else 1) for c, a in zip(coefficients, ins.args)]  # type: ignore[arg-type]
+            operands = [ref(a) for a in ins.args]
+            if len(operands) == 1:  # negation: no instruction, the sign is remembered
+                hold(ins.out, operands[0])
+                (negated.add if signs[0] < 0 else negated.discard)(ins.out)
+            else:
+                var = fresh("v")
+                lines.append(f"    {var} = {_signed_expression(operands, signs)}")
+                assigned.add(var)
+                hold(ins.out, var)
+                if all(sg < 0 for sg in signs):
+                    negated.add(ins.out)
+        else:
+            operands = [value_of(a) for a in ins.args]
+            var = fresh("v")
+            for statement in _statements(ins, operands, var, lambda: fresh("t"), namespace, fresh):
+                lines.append(f"    {statement}")
+            assigned.add(var)
+            hold(ins.out, var)
+        if i < len(program.instructions) - 1:
+            dead = []
+            for slot in ins.args:
+                if last_use.get(slot) == i and slot not in protected and slot in names:
+                    var = names[slot]
+                    holders.get(var, set()).discard(slot)
+                    if var in assigned and var in holders and not holders[var]:
+                        dead.append(var)
+                        del holders[var]
+            if dead:
+                lines.append(f"    del {', '.join(sorted(dead))}")
+
+    for slot in program.outputs:
+        if slot in negated:
+            value_of(slot)
 
     results = []
     returned: set[int] = set()
+    returned_names: set[str] = set()
     for slot in program.outputs:
         if program.is_constant[slot]:
             frozen = np.array(program.values[slot], copy=True)
@@ -379,17 +564,106 @@ def emit(
             const = fresh("out")
             namespace[const] = frozen
             results.append(const)
-        elif slot in returned or slot in program.aliased_outputs or slot in program.inputs:
-            results.append(f"{ref(slot)}.copy()")
+        elif (
+            slot in returned or slot in program.aliased_outputs or names[slot] not in assigned
+            or names[slot] in returned_names
+        ):
+            results.append(f"{ref(slot)}.copy()")  # an input, a constant, or returned twice
         else:
             results.append(ref(slot))
         returned.add(slot)
+        returned_names.add(names.get(slot, ""))
     structure = program.out_def.render(results) if program.out_def is not None else "None"
     lines.append(f"    return {structure}")
     source = Source("\n".join(lines))
     source.namespace = namespace
     source.name = name
     return source
+
+
+def _signed_sum(ins: Instruction) -> tuple[float, ...] | None:
+    """The coefficients of an op declared as the linear combination ``sum_k c_k x_k``
+    (``add``: (1, 1); ``negative``: (-1,)), when all are ±1 and NumPy's ``+`` and
+    ``-`` give the op's broadcasting; else None."""
+    coefficients = getattr(ins.prim.declaration, "combination", None)
+    if coefficients is None or any(c not in (1, -1) for c in coefficients) or ins.params:
+        return None
+    return tuple(coefficients)
+
+
+def _signed_expression(operands: list[str], signs: list[float]) -> str:
+    """``a + b - c``: a positive term first when there is one (``-a - b`` otherwise
+    is written ``a + b`` and the caller remembers the sign)."""
+    if all(sg < 0 for sg in signs):
+        signs = [1.0] * len(signs)
+    order = sorted(range(len(operands)), key=lambda k: signs[k] < 0)
+    text = operands[order[0]]
+    for k in order[1:]:
+        text += f" {'-' if signs[k] < 0 else '+'} {operands[k]}"
+    return text
+
+
+def _fold_signs(ins: Instruction, program: Program, negated: set[int]) -> tuple[list[int], float] | None:
+    """For a core einsum: the operands left after dropping constant factors of ±1,
+    and the sign of the product (including operands held negated). None when
+    nothing is to fold."""
+    spec = ins.spec
+    assert spec is not None
+    kept: list[int] = []
+    sign = 1.0
+    for k, a in enumerate(ins.args):
+        value = program.values[a] if program.is_constant[a] else None
+        if (
+            program.is_constant[a] and spec.inputs[k] == "" and _is_unit(value)
+            and _same_dtype_without(ins, k)
+        ):
+            sign *= float(np.sign(np.asarray(value).real))
+            continue
+        if a in negated:
+            sign = -sign
+        kept.append(k)
+    if len(kept) == len(ins.args) and not any(a in negated for a in ins.args):
+        return None
+    if not kept:
+        return None
+    return kept, sign
+
+
+def _negate_cheapest(
+    ins: Instruction, operands: list[str], program: Program, namespace: dict[str, Any], fresh: Callable[[str], str]
+) -> list[str]:
+    """Operands of an einsum with one negated: a constant array if there is one (negated
+    once, at emit time), else the smallest operand."""
+    out = list(operands)
+    for k, a in enumerate(ins.args):
+        value = program.values[a]
+        if program.is_constant[a] and isinstance(value, np.ndarray) and value.ndim:
+            const = fresh("c")
+            namespace[const] = -value
+            out[k] = const
+            return out
+    k = min(range(len(operands)), key=lambda j: int(np.prod(ins.shapes[j], dtype=np.int64)))
+    out[k] = f"(-{operands[k]})"
+    return out
+
+
+def _is_unit(value: Any) -> bool:
+    try:
+        number = np.asarray(value)
+    except Exception:  # noqa: BLE001
+        return False
+    return number.ndim == 0 and number.dtype.kind in "iuf" and abs(float(number)) == 1.0
+
+
+def _same_dtype_without(ins: Instruction, k: int) -> bool:
+    """Dropping operand k leaves the einsum's result dtype unchanged."""
+    def dtype(ds: Sequence[Any], values: Sequence[Any]) -> np.dtype:
+        return np.result_type(*[d(0) if isinstance(d, type) else np.dtype(d) for d in ds])
+
+    rest = [d for j, d in enumerate(ins.dtypes) if j != k]
+    if not rest:
+        return False
+    return bool(dtype(ins.dtypes, ()) == dtype(rest, ()))
 
 
 def _scalars_as_arrays(
@@ -429,9 +703,12 @@ def _statements(
         step = plan(spec, ins.shapes, any(np.dtype(d).kind in "iub" for d in ins.dtypes if not isinstance(d, type)))
         namespace.update(step.namespace)
         written = step.lines(operands, var, temporary)
-        if len(written) == 1 and "np.einsum(" not in written[0] and not _is_plain_product(spec):
-            terms, out = relabel_terms(spec.inputs, spec.output)
-            written[0] += f"  # {','.join(terms)}->{out}"
+        terms, out = relabel_terms(spec.inputs, spec.output)
+        subscripts = f"{','.join(terms)}->{out}"
+        if len(written) > 1:
+            return [f"# {subscripts}, in pairwise steps:", *written]
+        if "np.einsum(" not in written[0] and not _is_plain_product(spec):
+            written[0] += f"  # {subscripts}"
         return written
     source = ins.prim.source
     text = None
