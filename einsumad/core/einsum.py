@@ -62,6 +62,10 @@ def contract(spec: Spec, *operands: Any) -> Any:
     for k, operand in enumerate(operands):
         if isinstance(operand, KroneckerDelta) and len(operands) > 1:
             rest = operands[:k] + operands[k + 1 :]
+            if all(isinstance(r, (int, float, complex)) for r in rest):
+                # Python numbers adopt the delta's dtype, as they would an array's.
+                dtype = np.result_type(operand.dtype, *rest)
+                rest = tuple(np.asarray(r, dtype=dtype) for r in rest)
             return contract(_delta_contracted(spec, k), *rest)
     return einsum_p(*operands, spec=spec)
 

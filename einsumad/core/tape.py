@@ -147,7 +147,7 @@ class Tensor:
     array([2., 2., 2.])
     """
 
-    __slots__ = ("value", "trace", "node", "tangent")
+    __slots__ = ("value", "trace", "node", "tangent", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, value: Any, trace: Trace, node: Any = None, tangent: Any = None):
@@ -276,6 +276,10 @@ def _escaped(x: Tensor) -> EscapedTracerError:
     )
 
 
+_PYTHON_NUMBERS = (int, float, complex)
+_NUMPY_SCALARS = (np.float64, np.float32, np.float16, np.int64, np.int32, np.complex128, np.complex64, np.bool_)
+
+
 def bind(prim: Any, args: tuple, params: dict) -> Any:
     """Apply primitive ``prim`` to ``args``, recording it on the highest trace."""
     top: Trace | None = None
@@ -286,7 +290,10 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
             if top is None or a.trace.level > top.level:
                 top = a.trace
     if top is None:
-        return prim.impl(*args, **params)
+        ans = prim.impl(*args, **params)
+        if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
+            return ans.item()  # Python numbers in, a Python number out: it stays "weak"
+        return ans
     inner_list = []
     traced = []  # positions of the arguments boxed by ``top``
     nested = False  # does a lower trace still box some argument?

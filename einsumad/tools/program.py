@@ -16,6 +16,7 @@ printed is what runs.
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -376,10 +377,12 @@ class Source(str):
 
     namespace: dict[str, Any]
     name: str
+    parts: list[str]
 
     def function(self) -> Callable:
         scope = dict(self.namespace)
-        exec(str(self), scope)  # noqa: S102 (source written by emit from a traced program)
+        for part in getattr(self, "parts", [str(self)]):  # one at a time: bounded compile memory
+            exec(part, scope)  # noqa: S102 (source written by emit from a traced program)
         return scope[self.name]  # type: ignore[no-any-return]
 
 
@@ -413,10 +416,13 @@ def emit(
     names: dict[int, str] = {}
     taken = set(namespace) | set(arg_names)
 
+    counters: dict[str, int] = {}
+
     def fresh(prefix: str) -> str:
-        i = 0
+        i = counters.get(prefix, 0)
         while f"{prefix}{i}" in taken:
             i += 1
+        counters[prefix] = i + 1
         taken.add(f"{prefix}{i}")
         return f"{prefix}{i}"
 
@@ -575,10 +581,84 @@ def emit(
         returned_names.add(names.get(slot, ""))
     structure = program.out_def.render(results) if program.out_def is not None else "None"
     lines.append(f"    return {structure}")
-    source = Source("\n".join(lines))
+    parts = _in_parts(lines, taken - set(namespace), fresh)
+    source = Source("\n\n\n".join("\n".join(part) for part in parts))
     source.namespace = namespace
     source.name = name
+    source.parts = ["\n".join(part) for part in parts]
     return source
+
+
+#: A function body longer than this is split into part functions (CPython compiles
+#: one giant function slowly and with much memory; parts compile one at a time).
+PART_LINES = 2000
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], str]) -> list[list[str]]:
+    """Split ``def f(...):`` + body into part functions of at most PART_LINES lines.
+
+    Each part takes the variables it reads that earlier parts made, and returns
+    those that later parts or the return statement read; the main function calls
+    the parts in order and deletes what no later part needs.
+    """
+    header, body = lines[0], lines[1:]
+    if len(body) <= PART_LINES:
+        return [lines]
+
+    def names_in(line: str) -> tuple[str | None, set[str], set[str]]:
+        code = line.split("#", 1)[0]
+        stripped = code.strip()
+        if stripped.startswith("del "):
+            return None, set(), {n for n in _NAME.findall(stripped[4:]) if n in local_names}
+        defined = None
+        if " = " in stripped:
+            target, code = stripped.split(" = ", 1)
+            defined = target if target.isidentifier() else None
+        return defined, {n for n in _NAME.findall(code) if n in local_names}, set()
+
+    analysed = [names_in(line) for line in body]
+    params = set(_NAME.findall(header.split("(", 1)[1])) & local_names
+    chunks = [list(range(i, min(i + PART_LINES, len(body) - 1))) for i in range(0, len(body) - 1, PART_LINES)]
+    chunks.append([len(body) - 1])  # the return statement stays in the main function
+    used_after: list[set[str]] = [set() for _ in chunks]
+    later: set[str] = set()
+    for c in reversed(range(len(chunks))):
+        used_after[c] = set(later)
+        for i in chunks[c]:
+            later |= analysed[i][1]
+    parts: list[list[str]] = []
+    main = [header]
+    held: set[str] = set()  # what the main function holds besides its parameters
+    for c, chunk in enumerate(chunks[:-1]):
+        defined_here: set[str] = set()
+        needed: list[str] = []
+        part_lines: list[str] = []
+        for i in chunk:
+            defined, used, deleted = analysed[i]
+            needed.extend(n for n in sorted(used) if n not in defined_here and n not in needed)
+            if deleted:  # only what this part itself holds is deleted here
+                mine = sorted(n for n in deleted if n in defined_here or n in needed)
+                defined_here -= deleted
+                if mine:
+                    part_lines.append(f"    del {', '.join(mine)}")
+                continue
+            part_lines.append(body[i])
+            if defined:
+                defined_here.add(defined)
+        produced = sorted(n for n in defined_here if n in used_after[c])
+        part = fresh("_part")
+        parts.append([f"def {part}({', '.join(needed)}):", *part_lines,
+                      f"    return ({''.join(n + ', ' for n in produced)})"])
+        call = f"{part}({', '.join(needed)})"
+        main.append(f"    {', '.join(produced)}, = {call}" if produced else f"    {call}")
+        held |= set(produced)
+        dead = sorted(n for n in held if n not in used_after[c])
+        if dead:
+            main.append(f"    del {', '.join(dead)}")
+            held -= set(dead)
+    main.append(body[-1])
+    return [*parts, main]
 
 
 def _signed_sum(ins: Instruction) -> tuple[float, ...] | None:

@@ -33,13 +33,13 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 def _as_primal(x: Any, where: str) -> Any:
-    """A differentiable input: a float array (or a traced value of an outer level)."""
-    if isinstance(x, Tensor):
-        return x
-    array = np.asarray(x)
-    if array.dtype.kind != "f":
+    """A differentiable input: a float array (or a traced value of an outer level, or
+    of ``ea.compile``'s staging, whose values must be floats just the same)."""
+    array = x if isinstance(x, Tensor) else np.asarray(x)
+    dtype = np.result_type(unbox(array))
+    if dtype.kind != "f":
         raise TypeError(
-            f"{where} needs floating-point inputs, got dtype {array.dtype}; "
+            f"{where} needs floating-point inputs, got dtype {dtype}; "
             f"convert with np.asarray(x, dtype=float)"
         )
     return array
@@ -201,13 +201,7 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Ca
         else:
             target = _with_args(fun, args, nums, kwargs)
         recording = _Recording(target, [args[n] for n in nums], name)
-        value = recording.out
-        if isinstance(value, (tuple, list, dict)) or _shape(value) != ():
-            shape = "a pytree" if isinstance(value, (tuple, list, dict)) else f"shape {_shape(value)}"
-            raise TypeError(
-                f"{name} needs a function that returns a scalar, but it returned {shape}; "
-                "use ea.vjp or ea.jacobian for non-scalar outputs"
-            )
+        _check_scalar_output(recording.out, name)
         out_value = recording.out_values[0]
         seed = np.ones((), dtype=np.result_type(unbox(out_value)))
         grads = recording.pullback([seed])
@@ -220,6 +214,37 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Ca
 
     value_and_grad_fun._einsumad_transform = name if name != "grad" else "value_and_grad"  # type: ignore[attr-defined]
     return value_and_grad_fun
+
+
+def _check_scalar_output(value: Any, name: str) -> None:
+    """The function returned a real scalar (an array or traced value), or a clear error."""
+    if isinstance(value, (tuple, list, dict)):
+        raise TypeError(
+            f"{name} needs a function that returns a scalar, but it returned a "
+            f"{type(value).__name__} (a pytree); use ea.vjp or ea.jacobian for several outputs"
+        )
+    inner = unbox(value)
+    if not isinstance(inner, (np.ndarray, np.generic, int, float, complex)) or isinstance(inner, bool):
+        raise TypeError(
+            f"{name} needs a function that returns a scalar array, but it returned "
+            f"{type(value).__name__} {value!r:.60}"
+        )
+    if np.shape(inner) != ():
+        raise TypeError(
+            f"{name} needs a function that returns a scalar, but it returned shape "
+            f"{np.shape(inner)}; use ea.vjp or ea.jacobian for non-scalar outputs"
+        )
+    dtype = np.result_type(inner)
+    if dtype.kind == "c":
+        raise TypeError(
+            f"{name} needs a real-valued function, but it returned a complex scalar ({dtype}); "
+            "differentiate its real part, its absolute value, or use ea.vjp/ea.jacobian"
+        )
+    if dtype.kind not in "f":
+        raise TypeError(
+            f"{name} needs a function that returns a floating-point scalar, but it returned "
+            f"dtype {dtype} (does the output depend on the inputs through floating-point ops?)"
+        )
 
 
 def _unwrap_scalar(value: Any) -> Any:
