@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 __all__ = [
     "DELTA", "Factor", "Term", "Poly", "number", "fresh_index",
     "substitute", "multiply", "add", "scale", "simplify", "contract_deltas",
-    "fold", "common_factors", "canonical_key",
+    "fold", "common_factors", "canonical_key", "divide", "cancel",
 ]
 
 #: The name of the Kronecker delta factor (``δ_ij``: 1 where i = j, else 0).
@@ -124,7 +124,7 @@ class Poly:
     @staticmethod
     def of(name: str, indices: Sequence[str] = (), power: int = 1, fn: str | None = None) -> Poly:
         """The value ``name`` itself, indexed by ``indices``."""
-        return Poly(tuple(indices), (Term(Fraction(1), (Factor(name, tuple(indices), power, fn)),),))
+        return Poly(tuple(indices), (Term(Fraction(1), (Factor(name, tuple(indices), power, fn),)),))
 
     @staticmethod
     def constant(c: float | Fraction, indices: Sequence[str] = ()) -> Poly:
@@ -532,6 +532,80 @@ def common_factors(p: Poly) -> tuple[Fraction, tuple[Factor, ...], Poly]:
     return coef, tuple(shared), Poly(tuple(dict.fromkeys(p.indices + opened)), tuple(rest_terms), p.target)
 
 
+# ----------------------------------------------------------------- division
+
+
+def _degree(t: Term) -> tuple:
+    return (sum(abs(f.power) for f in t.factors), sorted((f.name, f.fn or "", f.indices, f.power) for f in t.factors))
+
+
+def _divide_term(t: Term, d: Term) -> Term | None:
+    """``t / d`` for one-term polys whose factors line up (same indices), or None."""
+    have = {(f.name, f.fn, f.indices): f.power for f in t.factors}
+    for f in d.factors:
+        key = (f.name, f.fn, f.indices)
+        p = have.get(key, 0)
+        if f.power > 0 and p < f.power or f.power < 0 and p > f.power:
+            return None
+        have[key] = p - f.power
+    factors = tuple(Factor(n, idx, pw, fn) for (n, fn, idx), pw in have.items() if pw)
+    return Term(t.coef / d.coef, factors)
+
+
+def divide(p: Poly, d: Poly) -> Poly | None:
+    """``q`` with ``p = q d`` exactly (polynomial division, elementwise polys), or None.
+
+    >>> str(divide(Poly.parse("r_i = a_i - a_i^2 - y_i a_i + y_i a_i^2"), Poly.parse("u_i = 1 - a_i")))
+    'r_i = a_i - y_i a_i'
+    """
+    if any(set(t.indices) - set(p.indices) for t in (*p.terms, *d.terms)) or not d.terms:
+        return None
+    lead = max(d.terms, key=_degree)
+    remainder = simplify(p)
+    quotient: list[Term] = []
+    for _ in range(64):
+        if not remainder.terms:
+            return simplify(Poly(p.indices, tuple(quotient), p.target))
+        t = max(remainder.terms, key=_degree)
+        q = _divide_term(t, lead)
+        if q is None:
+            return None
+        quotient.append(q)
+        product = tuple(Term(-q.coef * s.coef, q.factors + s.factors) for s in d.with_indices(p.indices).terms)
+        remainder = simplify(Poly(p.indices, remainder.terms + product))
+    return None
+
+
+def cancel(p: Poly, name: str, definition: Poly) -> Poly:
+    """Cancel ``name^-1`` against a multiple of its (several-term) ``definition``.
+
+    The terms that hold ``name_k^-1`` add up to ``name_k^-1 R``; when ``R`` is
+    ``Q`` times the definition (at the same indices), they become ``Q``.
+
+    >>> u = Poly.parse("u_i = 1 - a_i")
+    >>> str(cancel(Poly.parse("d_i = a_i u_i^-1 - a_i^2 u_i^-1 - y_i"), "u", u))
+    'd_i = a_i - y_i'
+    """
+    groups: dict[tuple[str, ...], list[Term]] = {}
+    for t in p.terms:
+        for f in t.factors:
+            if f.name == name and f.fn is None and f.power == -1:
+                groups.setdefault(f.indices, []).append(t)
+                break
+    for idx, terms in groups.items():
+        if set(idx) - set(p.indices):
+            continue
+        rest = [Term(t.coef, tuple(f for f in t.factors if not (f.name == name and f.indices == idx and f.power == -1)))
+                for t in terms]
+        local = definition.with_indices(idx)
+        q = divide(Poly(p.indices, tuple(rest)), Poly(p.indices, local.terms))
+        if q is None:
+            continue
+        kept = tuple(t for t in p.terms if t not in terms)
+        p = simplify(Poly(p.indices, kept + q.terms, p.target))
+    return p
+
+
 # ----------------------------------------------------------------- rendering
 
 
@@ -563,19 +637,23 @@ _LATEX_WORDS = {"tanh", "exp", "log", "sin", "cos", "sqrt", "sinh", "cosh", "arc
 
 
 def latex_template(template: str) -> str:
-    """A function template (``"σ'({0})"``, ``"sign({0})"``) in LaTeX.
+    """A function template (``"σ'({0})"``, ``"sign({0})"``) in LaTeX, still a format string.
 
-    >>> latex_template("σ'({0})"), latex_template("sign({0})"), latex_template("[{0} > 0]")
-    ("\\\\sigma'({0})", '\\\\operatorname{sign}({0})', '[{0} > 0]')
+    >>> latex_template("σ'({0})").format("z"), latex_template("sign({0})").format("x")
+    ("\\\\sigma'(z)", '\\\\operatorname{sign}(x)')
     """
-    out = template.replace("σ", "\\sigma ").replace("\\sigma '", "\\sigma'").replace("\\sigma (", "\\sigma(")
-    out = out.replace("⊙", "\\odot ")
+    def piece(text: str) -> str:
+        out = text.replace("σ", "\\sigma ").replace("\\sigma '", "\\sigma'").replace("\\sigma (", "\\sigma(")
+        out = out.replace("⊙", "\\odot ").replace("∂", "\\partial ")
 
-    def word(m: re.Match[str]) -> str:
-        w = m.group(0)
-        return "\\" + w if w in _LATEX_WORDS else "\\operatorname{" + w + "}"
+        def word(m: re.Match[str]) -> str:
+            w = m.group(0)
+            return "\\" + w if w in _LATEX_WORDS else "\\operatorname{" + w + "}"
 
-    return re.sub(r"(?<![\\{\w])[A-Za-z]{2,}(?![\w}])", word, out)
+        out = re.sub(r"(?<![\\{\w])[A-Za-z]{2,}(?![\w}])", word, out)
+        return out.replace("{", "{{").replace("}", "}}")
+
+    return "{0}".join(piece(p) for p in template.split("{0}"))
 
 
 def _single(i: str) -> bool:
@@ -624,8 +702,8 @@ class _Renderer:
         if c.denominator == 1:
             return str(c.numerator)
         decimal = repr(float(c))
-        if len(decimal) <= 5:
-            return decimal
+        if len(decimal) <= 5 or c.denominator > 10_000:
+            return decimal if len(decimal) <= 8 else f"{float(c):.4g}"
         return f"\\frac{{{c.numerator}}}{{{c.denominator}}}" if self.latex else f"{c.numerator}/{c.denominator}"
 
     def factor(self, f: Factor, alone: bool, avoid: set[str]) -> str:
@@ -649,10 +727,10 @@ class _Renderer:
             text = f"{text}^{{{power}}}" if self.latex else f"{text}^{power}"
         return text
 
-    def product(self, factors: Sequence[Factor], avoid: set[str]) -> str:
+    def product(self, factors: Sequence[Factor], avoid: set[str], scaled: bool = False) -> str:
         sep = " " if not self.latex else " \\, " if len(factors) > 1 and any(
             f.fn is not None or f.name in self.inline for f in factors) else " "
-        return sep.join(self.factor(f, len(factors) == 1, avoid) for f in factors)
+        return sep.join(self.factor(f, len(factors) == 1 and not scaled, avoid) for f in factors)
 
     def term(self, t: Term, free: Sequence[str]) -> tuple[str, str]:
         """(sign, text) of one term."""
@@ -662,13 +740,13 @@ class _Renderer:
         c = abs(t.coef)
         num = [f for f in t.factors if f.power > 0]
         den = [f for f in t.factors if f.power < 0]
-        decimal = len(repr(float(c))) <= 5
+        decimal = c.denominator <= 2 or c.denominator > 10_000 or (c.numerator != 1 and len(repr(float(c))) <= 5)
         head = ""
         if c != 1 and (decimal or c.denominator == 1):
             head = self.number(c)
         elif c.numerator != 1:
             head = str(c.numerator)
-        body = self.product(num, avoid) if num else ""
+        body = self.product(num, avoid, scaled=bool(head) or c.denominator != 1) if num else ""
         denominators = []
         if c.denominator != 1 and not decimal:
             denominators.append(str(c.denominator))
@@ -695,7 +773,8 @@ class _Renderer:
         if not p.terms:
             return "0"
         parts = []
-        for n, t in enumerate(p.terms):
+        terms = sorted(p.terms, key=lambda t: t.coef < 0)  # a positive term first: a - y, not -y + a
+        for n, t in enumerate(terms):
             sign, text = self.term(t, p.indices)
             if n == 0:
                 parts.append(("-" if sign == "-" else "") + text)
