@@ -30,7 +30,7 @@ def textbook_latex(lines: Sequence) -> str:
 
 def _row(ln) -> str:  # type: ignore[no-untyped-def]
     label = f"\\text{{{ln.label}}}\\quad " if ln.label else ""
-    note = f"\\text{{{text(ln.note)}}}" if ln.note else ""
+    note = f"\\text{{{ln.latex_note}}}" if ln.latex_note else ""
     if ln.latex_matrix is not None:
         left = f"{label}{ln.latex_name} &= {ln.latex_matrix}"
     else:
@@ -59,5 +59,5 @@ def document(block: str) -> str:
     """A standalone document: ``latex`` or ``pdflatex`` compiles it as it is."""
     return (
         "\\documentclass{article}\n\\usepackage[landscape,margin=1cm]{geometry}\n\\usepackage{amsmath}\n"
-        "\\usepackage{amssymb}\n\\begin{document}\n\\scriptsize\n\\[\n" + block + "\n\\]\n\\end{document}\n"
+        "\\usepackage{amssymb}\n\\begin{document}\n\\small\n\\[\n" + block + "\n\\]\n\\end{document}\n"
     )

@@ -18,7 +18,7 @@ with a weight matrix followed by an elementwise function, and only that.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -253,7 +253,7 @@ def swap_label(fwd: str, k: int) -> str:
     others = [t for j, t in enumerate(terms) if j != k]
     swap = f"{fwd} => {vjp}"
     created = [c for c in dict.fromkeys(terms[k]) if c not in out and not any(c in t for t in others)]
-    removed = [c for c in dict.fromkeys(out) if c not in terms[k] and not any(c in t for t in others)]
+    removed = [c for c in dict.fromkeys(out) if c not in terms[k]]
     def exchanged(term: str, before: str, after: str) -> bool:
         """The two letters of a matrix operand trade roles (kept <-> summed): a transpose."""
         if len(term) != 2 or term[0] == term[1]:
@@ -300,6 +300,9 @@ def _forward_step(rec: Recording, node: Node) -> Step:
             else:
                 index = IndexForm(nm, letters, (Term((Factor(f"{factors[0].plain()} {note.operator} {factors[1].plain()}"),)),))
             mf = f"{ops[0]} {note.operator} {ops[1]}"
+            if note.operator == "+" and ops[1].startswith("-") and " " not in ops[1]:
+                mf = f"{ops[0]} - {ops[1][1:]}"  # a + (-y), as NumPy computed -y eagerly
+                index = IndexForm(nm, letters, (Term((factors[0],)), Term((replace(factors[1], name=ops[1][1:]),), sign="-")))
             return Step("forward", nm, prim.name, None, None, ops, index, mf, shape, node.ans,
                         latex_matrix=_latex_ops(mf, ops), declared=kind, node=node)
         if note.forward is not None:
@@ -356,7 +359,7 @@ def _backward_step(rec: Recording, ev: Event, accumulate: bool) -> Step:
         index = IndexForm(target, terms[k], (Term(tuple(factors), summed),), accumulate)
         details = matrix_form_details(vjp, vjp_ops)
         lmf = matrix_form(vjp, vjp_ops, latex=True)
-        note = "einsum: " + swap_label(fwd, k)
+        note = "einsum: " + swap_label(fwd, k) if any(c.isalpha() for c in fwd) else ""  # nothing to say about scalars
         return Step("backward", target, prim.name, fwd, vjp, vjp_ops, index, details.text, shape, value, wrt,
                     accumulate, note, lmf, matrix_reason=details.reason, **common)
     letters = _LETTERS[: len(shape)]

@@ -96,10 +96,13 @@ class Line:
     latex_index: str = ""
     latex_name: str = ""
     reason: str | None = None
+    latex_note: str = ""
+    display: str = ""
 
     @property
     def text(self) -> str:
-        return f"{self.name} = {self.matrix}" if self.matrix is not None else self.index
+        """``name = matrix form``, or the index form where there is no matrix form."""
+        return f"{self.display or self.name} = {self.matrix}" if self.matrix is not None else self.index
 
 
 def _size(p: Poly) -> tuple[int, int]:
@@ -114,6 +117,7 @@ class Textbook:
         self.notation = notation
         self.sym = Symbolic(rec)
         self.facts: list[str] = []
+        self.facts_latex: list[str] = []
         leaves = rec.wrt
         self.layers = rec.layers
         shown = set(rec.wrt) | set(self.layers) | set(rec.cot_given)
@@ -236,9 +240,11 @@ class Textbook:
                 coef *= Fraction(c).limit_denominator(10**6)
                 summed = Poly(tuple(i for ax, i in enumerate(f.indices) if ax not in alone),
                               (Term(Fraction(1), (f,)),), "")
-                fact = f"{render(summed, Style(glue=self._glue()), rhs_only=True)} = {c:g}"
+                fact = f"{render(summed, self._style(False), rhs_only=True)} = {c:g}"
+                fact_latex = f"{render(summed, self._style(True), rhs_only=True)} = {c:g}"
                 if fact not in self.facts:
                     self.facts.append(fact)
+                    self.facts_latex.append(fact_latex)
             terms.append(Term(coef, tuple(factors)))
         return simplify(Poly(p.indices, tuple(terms), p.target))
 
@@ -368,7 +374,9 @@ class Textbook:
         labels = self._labels(polys)
         for n in backward_nodes:
             p = polys[n]
-            line = self._line("backward", self.sym.cot_atom[n], labels.get(n, ""), p, self._note(n, p, labels.get(n, "")))
+            note, note_latex = self._note(n, p, labels.get(n, ""))
+            line = self._line("backward", self.sym.cot_atom[n], labels.get(n, ""), p, note)
+            line.latex_note = note_latex
             line.verified = self.verify(n, p) if not (self.opaque & {n}) else None
             out.append(line)
         return out
@@ -396,35 +404,48 @@ class Textbook:
             return {}
         return labels
 
-    def _note(self, node: Node, p: Poly, label: str) -> str:
-        notes = []
+    def _note(self, node: Node, p: Poly, label: str) -> tuple[str, str]:
+        """What to see in a line, as text and as LaTeX (math in ``$...$`` inside ``\\text``)."""
+        plain: list[str] = []
+        latex: list[str] = []
         contributions = sum(1 for ev in self.rec.events if ev.parent is node and ev.contribution is not None)
         if contributions > 1:
-            notes.append(f"{contributions} contributions merged ({self.sym.atom[node]} is used {contributions} times)")
+            v = self.sym.atom[node]
+            plain.append(f"{contributions} contributions merged ({self._name_plain(v)} is used {contributions} times)")
+            latex.append(f"{contributions} contributions merged (${self._name_latex(v)}$ is used {contributions} times)")
         for t in p.terms[:1]:
             for f in t.factors:
                 w = self.sym.node_of.get(f.name)
                 if w is None or w not in self.rec.wrt or np.ndim(w.ans) != 2:
                     continue
-                for user in self.rec.consumers.get(w, []):
-                    n, k = user
+                for n, k in self.rec.consumers.get(w, []):
                     if weight_of(n, self.rec.wrt) is not w:
                         continue
                     swap = self._swap_text(n, k)
                     if swap:
-                        notes.append(swap)
+                        plain.append(swap[0])
+                        latex.append(swap[1])
                     break
-        summed = [i for t in p.terms for i in t.indices if i not in p.indices]
-        if label == "BP3" and summed:
-            notes.append(f"the sum over {', '.join(dict.fromkeys(summed))} undoes the broadcast of "
-                         f"{self._name_plain(self.sym.atom[node])} along it")
-        if label == "BP4" and summed:
-            notes.append(f"summed over {', '.join(dict.fromkeys(summed))}: one outer product per example")
+        summed = list(dict.fromkeys(i for t in p.terms for i in t.indices if i not in p.indices))
+        if summed and label in ("BP3", "BP4"):
+            idx = ", ".join(summed)
+            idx_l = ", ".join(f"${self._index_latex(i)}$" for i in summed)
+            if label == "BP3":
+                b = self.sym.atom[node]
+                plain.append(f"the sum over {idx} undoes the broadcast of {self._name_plain(b)} along it")
+                latex.append(f"the sum over {idx_l} undoes the broadcast of ${self._name_latex(b)}$ along it")
+            else:
+                plain.append(f"summed over {idx}: one outer product per example")
+                latex.append(f"summed over {idx_l}: one outer product per example")
         if label == "BP1" and self.facts:
-            notes.append("using " + "; ".join(self.facts) + " (checked on the data)")
-        return "; ".join(notes)
+            plain.append("using " + "; ".join(self.facts) + " (checked on the data)")
+            latex.append("using " + "; ".join(f"${f}$" for f in self.facts_latex) + " (checked on the data)")
+        return "; ".join(plain), "; ".join(latex)
 
-    def _swap_text(self, node: Node, weight_arg: int) -> str | None:
+    def _index_latex(self, i: str) -> str:
+        return i if len(i.rstrip("'")) == 1 else "\\mathrm{" + i.replace("_", "\\_") + "}"
+
+    def _swap_text(self, node: Node, weight_arg: int) -> tuple[str, str] | None:
         """The weight's transpose in the delta rule: the swap of the layer's einsum."""
         spec = declaration(node).spec(node.args, node.params)
         names = self.sym._einsum_symbols(node, spec)
@@ -440,12 +461,18 @@ class Textbook:
             vjp = vjp_subscripts(fwd, other)
         except Exception:
             return None
-        w = self._name_plain(self.sym.atom[parents[weight_arg]])
+        atom = self.sym.atom[parents[weight_arg]]
+        w, wl = self._name_plain(atom), self._name_latex(atom)
         term = terms[weight_arg]
         if len(term) != 2 or (term[0] in out) == (term[1] in out):
             return None
         position, summed = ("first", term[0]) if term[0] in out else ("second", term[1])
-        return f"{w}^T: the swap {fwd} => {vjp} sums {w} over its {position} index, {summed}"
+        arrow = lambda text: text.replace("->", " \\to ")  # noqa: E731
+        return (
+            f"{w}^T: the swap {fwd} => {vjp} sums {w} over its {position} index, {summed}",
+            f"${wl}^\\top$: the swap ${arrow(fwd)} \\;\\Rightarrow\\; {arrow(vjp)}$ sums ${wl}$ over its "
+            f"{position} index, ${self._index_latex(summed)}$",  # type: ignore[arg-type]
+        )
 
     # ----------------------------------------------------------------- rendering
 
@@ -453,13 +480,14 @@ class Textbook:
         if self.notation.layers == "superscript":
             m = re.fullmatch(r"(.*?[A-Za-z_])(\d+)", name)
             if m:
-                return f"{m.group(1)}^{m.group(2)}"
+                base = "δ" if m.group(1) == "delta" else m.group(1)
+                return base + m.group(2).translate(_SUPERSCRIPTS)
         return name
 
     def _name_latex(self, name: str) -> str:
         m = re.fullmatch(r"(.*?[A-Za-z_])(\d+)", name)
         if self.notation.layers == "superscript" and m:
-            return f"{latex_name(m.group(1))}^{{{m.group(2)}}}"
+            return f"{{{latex_name(m.group(1))}^{{{m.group(2)}}}}}"
         return latex_name(name)
 
     def _fn_plain(self, template: str) -> str:
@@ -481,8 +509,8 @@ class Textbook:
 
     def _name_latex_indexed(self, name: str) -> str:
         text = self._name_latex(name)
-        if self.notation.layers == "superscript" and "^{" in text:
-            return text  # indices go below: w^{3}_{ij}
+        if text.startswith("{") and text.endswith("}"):
+            return text[1:-1]  # indices go below the layer: w^{3}_{ij}
         return text
 
     def _relabel(self, p: Poly) -> Poly:
@@ -504,14 +532,23 @@ class Textbook:
                 taken.add(new)
         return p.renamed(mapping) if mapping else p
 
+    def _ordered(self, p: Poly) -> Poly:
+        """Factors in a reading order: parameters, then cotangents, then values, then f'(z)."""
+        params = {self.sym.atom[n] for n in self.rec.wrt}
+
+        def key(f: Factor) -> tuple:
+            return (f.fn is not None, f.name not in params, f.name not in self.sym.cot_node)
+
+        return Poly(p.indices, tuple(Term(t.coef, tuple(sorted(t.factors, key=key))) for t in p.terms), p.target)
+
     def _line(self, kind: str, name: str, label: str, p: Poly, note: str) -> Line:
-        display = self._factored(self._relabel(p))
+        display = self._factored(self._ordered(self._relabel(p)))
         index = render(display, self._style(False))
         latex_index = render(display, self._style(True))
         matrix, reason = self._matrix(p, latex=False)
         latex_matrix, _ = self._matrix(p, latex=True)
         return Line(kind, name, label, p, matrix, index, note, None, latex_matrix, latex_index,
-                    self._name_latex(name), reason)
+                    self._name_latex(name), reason, display=self._name_plain(name))
 
     def _factored(self, p: Poly) -> Poly:
         """``coef * shared factors * (rest)``, the rest written inline in parentheses."""
@@ -626,6 +663,9 @@ class Textbook:
             else:
                 text = f"{_number(c, latex)} {text}"
         return text, None
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _transposes(text: str) -> int:
