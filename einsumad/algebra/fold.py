@@ -529,7 +529,9 @@ def common_factors(p: Poly) -> tuple[Fraction, tuple[Factor, ...], Poly]:
             else:
                 remaining.pop(n)
         rest_terms.append(Term(t.coef / coef, tuple(remaining)))
-    return coef, tuple(shared), Poly(tuple(dict.fromkeys(p.indices + opened)), tuple(rest_terms), p.target)
+    used = {i for t in rest_terms for i in t.indices}
+    free = tuple(i for i in dict.fromkeys(p.indices + opened) if i in used)
+    return coef, tuple(shared), Poly(free, tuple(rest_terms), p.target)
 
 
 # ----------------------------------------------------------------- division

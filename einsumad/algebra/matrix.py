@@ -279,11 +279,12 @@ def latex_name(name: str) -> str:
 
     >>> latex_name("W2"), latex_name("delta1"), latex_name("x")
     ('W_{2}', '\\\\delta_{1}', 'x')
-    >>> latex_name("tanh'(z1)")
-    "\\\\tanh'(z_{1})"
+    >>> latex_name("tanh'(z1)"), latex_name("σ'(z3)")
+    ("\\\\tanh'(z_{1})", "\\\\sigma'(z_{3})")
     """
     if re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", name):
         return name
+    name = name.replace("σ", "sigma").replace("δ", "delta")
     if " " in name or (name.startswith("(") and name.endswith(")")):
         inner = name[1:-1] if name.startswith("(") and name.endswith(")") else name
         text = " ".join(latex_name(w) for w in inner.split())
@@ -291,7 +292,7 @@ def latex_name(name: str) -> str:
     call = re.fullmatch(r"([A-Za-z_]\w*)('*)\((.*)\)", name)
     if call:
         f, primes, arg = call.groups()
-        head = "\\" + f if f in _LATEX_FUNCTIONS else "\\operatorname{" + f.replace("_", "\\_") + "}"
+        head = "\\" + f if f in _LATEX_FUNCTIONS or f in _GREEK else "\\operatorname{" + f.replace("_", "\\_") + "}"
         return f"{head}{primes}({latex_name(arg)})"
     plain = re.fullmatch(r"([A-Za-z]+)_?(\d+)?", name)
     if plain:

@@ -87,25 +87,31 @@ def cotangent_name(value_name: str) -> str:
     return "d" + value_name
 
 
-def closure_constants(fun: Callable) -> dict[int, str]:
-    """``id(array) -> variable name`` for arrays ``fun`` closes over or reads as globals."""
+def closure_constants(fun: Callable, arrays: dict[str, Any] | None = None) -> dict[int, str]:
+    """``id(array) -> variable name`` for arrays ``fun`` closes over or reads as globals.
+
+    ``arrays`` (if given) receives ``name -> array`` for each of them.
+    """
     found: dict[int, str] = {}
     code = getattr(fun, "__code__", None)
     if code is None:
         return found
+    arrays = arrays if arrays is not None else {}
     cells = getattr(fun, "__closure__", None) or ()
     for var, cell in zip(code.co_freevars, cells):
         try:
             value = cell.cell_contents
         except ValueError:
             continue
-        if isinstance(value, np.ndarray):
-            found.setdefault(id(value), var)
+        if isinstance(value, np.ndarray) and id(value) not in found:
+            found[id(value)] = var
+            arrays.setdefault(var, value)
     globals_ = getattr(fun, "__globals__", {})
     for var in code.co_names:
         value = globals_.get(var)
-        if isinstance(value, np.ndarray):
-            found.setdefault(id(value), var)
+        if isinstance(value, np.ndarray) and id(value) not in found:
+            found[id(value)] = var
+            arrays.setdefault(var, value)
     return found
 
 

@@ -191,8 +191,8 @@ def record(fun: Callable, args: Sequence[Any], names: Any = None, wrt: Any = Non
     """Trace ``fun(*args)`` (only ``wrt`` differentiated) and observe its backward pass."""
     all_names = arg_names(fun, len(args), names)
     positions = _wrt_positions(wrt, all_names, args)
-    known = closure_constants(fun)
     arrays: dict[str, Any] = {}
+    known = closure_constants(fun, arrays)
     for i, a in enumerate(args):
         if i not in positions and isinstance(a, np.ndarray):
             known[id(a)] = all_names[i]
@@ -220,6 +220,7 @@ def record(fun: Callable, args: Sequence[Any], names: Any = None, wrt: Any = Non
     for var, v in local_vars.items():
         if isinstance(v, np.ndarray) and id(v) not in known:
             known[id(v)] = var
+            arrays.setdefault(var, v)
     order = list(reversed(toposort([out.node])))
     consumers: dict[Node, list[tuple[Node, int]]] = {n: [] for n in order}
     for node in order:

@@ -234,12 +234,16 @@ class Textbook:
                     continue
                 sums = value.sum(axis=tuple(alone))
                 c = float(np.ravel(sums)[0]) if np.size(sums) else 0.0
-                if not np.allclose(sums, c, rtol=1e-9, atol=1e-12) or round(c, 9) != c:
-                    continue
+                if c != 1.0 or not np.allclose(sums, 1.0, rtol=1e-9, atol=1e-12):
+                    continue  # a probability distribution over the summed axes: sum = 1
                 factors.remove(f)
                 coef *= Fraction(c).limit_denominator(10**6)
-                summed = Poly(tuple(i for ax, i in enumerate(f.indices) if ax not in alone),
-                              (Term(Fraction(1), (f,)),), "")
+                plain = {i: i.rstrip("'") for i in f.indices}
+                if len(set(plain.values())) != len(plain):
+                    plain = {}
+                g = f.renamed(plain)
+                summed = Poly(tuple(i for ax, i in enumerate(g.indices) if ax not in alone),
+                              (Term(Fraction(1), (g,)),), "")
                 fact = f"{render(summed, self._style(False), rhs_only=True)} = {c:g}"
                 fact_latex = f"{render(summed, self._style(True), rhs_only=True)} = {c:g}"
                 if fact not in self.facts:
@@ -541,12 +545,24 @@ class Textbook:
 
         return Poly(p.indices, tuple(Term(t.coef, tuple(sorted(t.factors, key=key))) for t in p.terms), p.target)
 
+    def _as_read(self, p: Poly, matrix: str | None) -> Poly:
+        """Factors in the order the matrix form reads them (``a1^T delta2``: a1 first)."""
+        if matrix is None:
+            return p
+
+        def key(f: Factor) -> int:
+            name = self._name_plain(f.name)
+            found = re.search(rf"(?<![\w']){re.escape(name)}(?![\w'])", matrix)
+            return found.start() if found else len(matrix)
+
+        return Poly(p.indices, tuple(Term(t.coef, tuple(sorted(t.factors, key=key))) for t in p.terms), p.target)
+
     def _line(self, kind: str, name: str, label: str, p: Poly, note: str) -> Line:
-        display = self._factored(self._ordered(self._relabel(p)))
-        index = render(display, self._style(False))
-        latex_index = render(display, self._style(True))
         matrix, reason = self._matrix(p, latex=False)
         latex_matrix, _ = self._matrix(p, latex=True)
+        display = self._factored(self._as_read(self._ordered(self._relabel(p)), matrix))
+        index = render(display, self._style(False))
+        latex_index = render(display, self._style(True))
         return Line(kind, name, label, p, matrix, index, note, None, latex_matrix, latex_index,
                     self._name_latex(name), reason, display=self._name_plain(name))
 
