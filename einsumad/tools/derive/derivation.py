@@ -81,7 +81,8 @@ class Derivation:
         if view == "steps":
             return steps_text(self.steps)
         if view == "textbook":
-            return textbook_text(self.textbook)
+            lines = self.textbook
+            return textbook_text(lines, self._textbook.anonymous_constants(lines))  # type: ignore[union-attr]
         raise ValueError(f"view must be 'textbook' or 'steps', got {view!r}")
 
     def __str__(self) -> str:
@@ -168,7 +169,8 @@ def derive(
             (default: as the program multiplies, ``W @ x`` or ``x @ W``).
 
     Returns:
-        A :class:`Derivation`: ``print(d)`` shows it, ``d.latex`` typesets it.
+        Derivation: ``print(d)`` shows the textbook view, ``d.steps`` the step-by-step
+        view, ``d.latex`` typesets it and ``d.jacobian_view()`` builds the Jacobians.
 
     >>> import numpy as np, einsumad as ea
     >>> def f(W, a):
@@ -177,7 +179,9 @@ def derive(
     >>> d = ea.derive(f, np.eye(2), np.zeros(2), wrt="W")
     >>> print(d)
     Forward pass
-      z = W a      z_i = sum_j W_ij a_j
+           z = W a             z_i = sum_j W_ij a_j
+           a1 = tanh(z)        a1_i = tanh(z_i)
+           L = 1^T a1          L = sum_i a1_i
     Backward pass
       BP1  delta = tanh'(z)    delta_i = tanh'(z_i)
       BP4  dW = delta a^T      dW_ij = delta_i a_j

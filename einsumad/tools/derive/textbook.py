@@ -359,6 +359,20 @@ class Textbook:
 
     # ----------------------------------------------------------------- lines
 
+    def anonymous_constants(self, lines: Sequence[Line]) -> list[str]:
+        """Constants that no variable names (``c1``) and that appear in the lines."""
+        used = set()
+        for ln in lines:
+            used |= ln.poly.names()
+            for name in ln.poly.names():
+                if name in self.inline:
+                    used |= self.inline[name].names()
+        for _ in range(3):
+            for name in list(used):
+                if name in self.inline:
+                    used |= self.inline[name].names()
+        return [n for n in sorted(used) if re.fullmatch(r"c\d+", n) and n in self.sym.constant_names]
+
     def lines(self) -> list[Line]:
         out: list[Line] = []
         for node in self.rec.order:
@@ -627,7 +641,9 @@ class Textbook:
             if text is None:
                 return None, reason
             monomials.append((t.coef < 0, _transposes(text), text))
-        for n, (negative, _, text) in enumerate(sorted(monomials, key=lambda m: m[:2])):
+        inner_sum = len(p.indices) == 2 and all(len(t.factors) == 1 for t in p.terms)
+        order = (lambda m: m[:2]) if inner_sum else (lambda m: m[0])  # A + A^T; W x + b as written
+        for n, (negative, _, text) in enumerate(sorted(monomials, key=order)):
             sign = "-" if negative else "+"
             parts.append((("-" if sign == "-" else "") + text) if n == 0 else f" {sign} {text}")
         if not parts:
@@ -706,7 +722,7 @@ def _number(c: Fraction, latex: bool) -> str:
     return f"\\frac{{{c.numerator}}}{{{c.denominator}}}" if latex else f"{c.numerator}/{c.denominator}"
 
 
-def textbook_text(lines: Sequence[Line]) -> str:
+def textbook_text(lines: Sequence[Line], constants: Sequence[str] = ()) -> str:
     """The textbook view as text: the model, then the backward pass."""
     out = ["Forward pass"]
     forward = [ln for ln in lines if ln.kind == "forward"]
@@ -714,6 +730,8 @@ def textbook_text(lines: Sequence[Line]) -> str:
     width = max((len(ln.text) for ln in lines if ln.matrix is not None), default=0)
     for ln in forward:
         out.append(_row("", ln, width))
+    for c in constants:
+        out.append(f"       ({c}: a constant the function computed; no derivative flows through it)")
     out.append("Backward pass")
     for ln in backward:
         out.append(_row(ln.label, ln, width))
