@@ -169,8 +169,9 @@ def derive(
             (default: as the program multiplies, ``W @ x`` or ``x @ W``).
 
     Returns:
-        Derivation: ``print(d)`` shows the textbook view, ``d.steps`` the step-by-step
-        view, ``d.latex`` typesets it and ``d.jacobian_view()`` builds the Jacobians.
+        Derivation: ``print(d)`` shows the textbook view, ``d.steps`` the
+            step-by-step view, ``d.latex`` typesets it and ``d.jacobian_view()``
+            builds the Jacobians.
 
     >>> import numpy as np, einsumad as ea
     >>> def f(W, a):

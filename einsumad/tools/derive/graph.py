@@ -64,7 +64,7 @@ def to_dot(rec: Recording, steps: Sequence[Step]) -> str:
             const_edges.append((constants[cname], ids[node], step.subscripts if step and step.subscripts else ""))
     lines.append("  }")
     for node in rec.order:
-        for argnum, parent in node.parents:
+        for _argnum, parent in node.parents:
             step = forward.get(node)
             label = step.subscripts if step and step.subscripts else node.prim.name
             lines.append(f'  {ids[parent]} -> {ids[node]} [label="{_escape(label)}"];')

@@ -208,7 +208,7 @@ class AxisNames:
                 continue
             decl = declaration(node)
             groups = self._groups(node, decl)
-            for symbol, keys, candidate, weight in groups:
+            for _symbol, keys, candidate, weight in groups:
                 keys = [k for k in keys if k in self.parent]
                 for a, b in zip(keys, keys[1:]):
                     self._union(a, b)

@@ -22,7 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from ...algebra.fold import DELTA, Factor, Poly, Term, fresh_index, multiply, number, scale, simplify, substitute
+from ...algebra.fold import (
+    DELTA,
+    Factor,
+    Poly,
+    Term,
+    fresh_index,
+    multiply,
+    number,
+    scale,
+    simplify,
+    substitute,
+)
 from ...algebra.swap import broadcast_spec
 from ...core.backward import toposort
 from ...core.delta import KroneckerDelta

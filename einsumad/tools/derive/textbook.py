@@ -28,14 +28,25 @@ BP3 (a bias) and BP4 (a weight), as in Nielsen's book.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ...algebra.fold import (
-    Factor, Poly, Style, Term, add, cancel, common_factors, fold, latex_template, render, simplify, substitute,
+    Factor,
+    Poly,
+    Style,
+    Term,
+    add,
+    cancel,
+    common_factors,
+    fold,
+    latex_template,
+    render,
+    simplify,
+    substitute,
 )
 from ...algebra.matrix import latex_name, matrix_form_details
 from ...algebra.subscripts import format_terms
@@ -118,7 +129,6 @@ class Textbook:
         self.sym = Symbolic(rec)
         self.facts: list[str] = []
         self.facts_latex: list[str] = []
-        leaves = rec.wrt
         self.layers = rec.layers
         shown = set(rec.wrt) | set(self.layers) | set(rec.cot_given)
         self.opaque: set[Node] = set()
