@@ -294,3 +294,75 @@ def test_to_svg_without_graphviz_says_how_to_install(d, monkeypatch) -> None:
     monkeypatch.setattr(_graph.shutil, "which", lambda _: None)
     with pytest.raises(RuntimeError, match=r"pip install einsumad\[graph\]"):
         d.to_svg()
+
+
+# ------------------------------------------------------------------ the Jacobian view
+
+
+def test_derive_builds_no_jacobian(args, monkeypatch) -> None:
+    """The Jacobian view is built only when asked for (it used to cost 6.5 s and 1.7 GiB)."""
+    from einsumad.tools.derive import jacobian
+
+    def refuse(*a, **k):
+        raise AssertionError("a Jacobian was built")
+
+    monkeypatch.setattr(jacobian, "_fd_jacobian", refuse)
+    d = ea.derive(two_layer, *args)
+    str(d), d.render("steps"), d.latex, d.to_dot()
+    with pytest.raises(AssertionError, match="a Jacobian was built"):
+        d.jacobian_view()
+
+
+def test_jacobian_view_chain_operands_cost_and_agreement(args) -> None:
+    d = ea.derive(two_layer, *args, wrt=["W1", "b1", "W2", "b2"])
+    view = d.jacobian_view()
+    rows = {r.label: r for r in view.rows}
+    tanh1 = rows["∂a1/∂z1"]
+    assert tanh1.formula == "Diag(tanh'(z1))"
+    assert (tanh1.shape, tanh1.size, tanh1.vjp_size) == ((4, 4), 16, 4)
+    weight = rows["∂v2/∂W2"]
+    assert weight.formula == "einsum 'j->iij' of (a1)"  # says of what
+    assert (weight.shape, weight.size, weight.jacobian_flops, weight.vjp_flops) == ((2, 2, 4), 16, 16, 8)
+    assert rows["∂z1/∂b1"].formula == "I"  # a bias has its Jacobian too
+    text = str(view)
+    assert "∂L/∂W1 = ∂L/∂v5 ∂v5/∂v4" in text and "(4x4x3)" in text  # the chain, loss first, with shapes
+    assert f"the Jacobian chain stores {view.jacobian_memory} elements and takes {view.jacobian_flops} multiply-adds" in text
+    assert view.jacobian_memory > view.vjp_memory and view.jacobian_flops > view.vjp_flops
+    # the Jacobians agree with closed forms
+    W1, b1, W2, b2, x, y = args
+    z1 = W1 @ x + b1
+    np.testing.assert_allclose(tanh1.value, np.diag(1 - np.tanh(z1) ** 2), atol=1e-8)
+    expected = np.einsum("ik,j->ikj", np.eye(2), np.tanh(z1))
+    np.testing.assert_allclose(weight.value, expected, atol=1e-8)
+    assert all(r.error < 1e-6 for r in view.rows)
+
+
+def test_jacobian_view_of_a_broadcast_bias(rng) -> None:
+    X = rng.normal(size=(5, 3))
+    d = ea.derive(lambda W, b: ea.sum(ea.tanh(ea.einsum("bk,jk->bj", X, W) + b)),
+                  rng.normal(size=(2, 3)), rng.normal(size=2))
+    row = next(r for r in d.jacobian_view().rows if r.arg_name == "b")
+    assert row.formula == "einsum '->bii' (a Kronecker delta)"
+    assert row.shape == (5, 2, 2) and "no closed form" not in str(d.jacobian_view())
+
+
+def test_a_wrong_custom_vjp_shows_in_the_check_column(rng) -> None:
+    """The check uses finite differences of the op, not its rules: a wrong rule is caught."""
+
+    @ea.primitive
+    def my_tanh(x):
+        return np.tanh(x)
+
+    ea.defvjp(my_tanh, lambda ans, x: lambda g: 2 * g * (1 - ans ** 2))  # twice the truth
+    W, x = rng.normal(size=(3, 4)), rng.normal(size=4)
+    view = ea.derive(lambda W, x: ea.sum(my_tanh(W @ x)), W, x, wrt="W").jacobian_view()
+    errors = {r.label: r.error for r in view.rows}
+    assert errors["∂v2/∂v1"] > 0.1
+    assert errors["∂v1/∂W"] < 1e-6
+
+
+def test_large_jacobians_are_checked_along_a_direction(args) -> None:
+    d = ea.derive(two_layer, *args)
+    view = d.jacobian_view(max_elements=10)
+    big = [r for r in view.rows if r.size > 10]
+    assert big and all(r.value is None and r.error < 1e-6 for r in big)

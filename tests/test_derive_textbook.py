@@ -346,3 +346,26 @@ def _batch_args():
     B = 4
     return [rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(4, 2)), rng.normal(size=2),
             rng.normal(size=(B, 3)), np.eye(2)[rng.integers(0, 2, size=B)]]
+
+
+def test_a_coefficient_is_never_glued_to_a_subscript(rng) -> None:
+    """``\\mathrm{dv}_{4,i} 2 v_{3,i}`` read as a subscript 2: numbers now lead their term."""
+    y = rng.normal(size=3)
+    d = ea.derive(lambda a: ea.sum((ea.tanh(a) - y) ** 2), rng.normal(size=3))
+    tex = d.latex
+    assert "2 \\left(a_{1,i} - y_{i}\\right)" in tex or "2 \\left(" in tex
+    assert not re.search(r"_\{[^{}]*\} 2 ", tex)
+    steps = d.steps_latex()
+    assert not re.search(r"_\{[^{}]*\} 2 ", steps) and "\\mathrm{divide" not in steps
+
+
+def test_the_api_reference_documents_the_views() -> None:
+    from pathlib import Path
+
+    api = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    for name in ("einsumad.tools.derive.Step", "einsumad.tools.derive.Line",
+                 "einsumad.tools.derive.JacobianRow", "einsumad.tools.derive.JacobianView",
+                 "einsumad.algebra.matrix.matrix_form_details"):
+        assert f"::: {name}" in api
+    assert ea.Derivation.backward.__doc__ and ea.Derivation.textbook.__doc__
+    assert "Derivation:" in ea.derive.__doc__.split("Returns:")[1].split("\n")[1]
