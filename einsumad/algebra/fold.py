@@ -329,8 +329,11 @@ def contract_deltas(term: Term, free: Sequence[str]) -> Term:
                 factors.pop(n)  # δ_ii = 1 at every i (its sum, if summed, is the size: kept out)
                 changed = True
                 break
-            drop, keep = (b, a) if b not in free else (a, b) if a not in free else (None, None)
-            if drop is None:
+            if b not in free:
+                drop, keep = b, a
+            elif a not in free:
+                drop, keep = a, b
+            else:
                 continue
             factors.pop(n)
             factors = [g.renamed({drop: keep}) for g in factors]
@@ -720,7 +723,7 @@ class _Renderer:
                 text = f"\\left({text}\\right)" if self.latex else f"({text})"
         elif f.name in self.inline:
             d = self.inline[f.name].with_indices(f.indices, avoid)
-            text = self.function(f.fn).format(self.rhs(d))  # type: ignore[union-attr]
+            text = self.function(f.fn or "{0}").format(self.rhs(d))
         else:
             text = self.indexed(f.name, f.indices)
             if f.fn is not None:

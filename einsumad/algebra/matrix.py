@@ -325,10 +325,10 @@ def _render(e: _Expr, style: str) -> str:
         inner = _render(e.parts[0], style)
         return f"{name}\\left({inner}\\right)" if style == "latex" else f"{name}({inner})"
     if e.kind == "T":
-        (inner,) = e.parts
-        text = _render(inner, style)
-        simple = inner.kind in ("ones", "fn") or (
-            inner.kind == "atom" and re.fullmatch(r"\w+", inner.name)
+        (base,) = e.parts
+        text = _render(base, style)
+        simple = base.kind in ("ones", "fn") or (
+            base.kind == "atom" and re.fullmatch(r"\w+", base.name) is not None
         )
         if not simple:
             text = f"\\left({text}\\right)" if style == "latex" else f"({text})"

@@ -327,7 +327,8 @@ def _forward_step(rec: Recording, node: Node) -> Step:
 
 def _latex_ops(text: str, ops: Sequence[str]) -> str:
     for o in ops:
-        text = re.sub(rf"(?<![\w\\]){re.escape(o)}(?![\w])", lambda _m, o=o: latex_name(o), text)
+        replacement = latex_name(o).replace("\\", "\\\\")
+        text = re.sub(rf"(?<![\w\\]){re.escape(o)}(?![\w])", replacement, text)
     return text
 
 

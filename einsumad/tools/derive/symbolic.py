@@ -18,7 +18,7 @@ VJPs are the swap (einsum) or the Hadamard product with the partial
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -175,8 +175,8 @@ class Symbolic:
             factors: list[Factor] = []
             sums: list[Poly] = []
             for k, term in enumerate(spec.inputs):
-                idx = tuple(names[s] for s in term if names[s] is not None)
-                op = self._operand(node, k, idx, atoms)  # type: ignore[arg-type]
+                idx = tuple(_named(names, term))
+                op = self._operand(node, k, idx, atoms)
                 if op is None:
                     return None
                 if not op.terms:
@@ -187,7 +187,7 @@ class Symbolic:
                 (t,) = op.terms
                 coef *= t.coef
                 factors.extend(t.factors)
-            out = [names[s] for s in spec.output if names[s] is not None]
+            out = _named(names, spec.output)
             result = Poly(*_distinct(out, factors, coef))
             for extra in sums:
                 result = _times(result, extra)
@@ -205,7 +205,7 @@ class Symbolic:
         spec = broadcast_spec(*shapes)
         out_names = self.axis_names(node)
         name_of = {s: out_names[ax] for ax, s in enumerate(spec.inputs[-1]) if ax < len(out_names)}
-        return [tuple(name_of[s] for s in term if name_of.get(s) is not None) for term in spec.inputs[:-1]]
+        return [tuple(_named(name_of, term)) for term in spec.inputs[:-1]]
 
     def _elementwise(self, node: Node, decl: Elementwise, atoms: dict[Node, str]) -> Poly | None:
         note = notation(node)
@@ -213,24 +213,25 @@ class Symbolic:
             arg_idx = self._broadcast_indices(node)
         except Exception:
             return None
-        ops = [self._operand(node, k, arg_idx[k], atoms) for k in range(len(node.args))]
-        if any(o is None for o in ops):
+        maybe = [self._operand(node, k, arg_idx[k], atoms) for k in range(len(node.args))]
+        ops = [o for o in maybe if o is not None]
+        if len(ops) != len(maybe):
             return None
         out = self.indices(node)
         if all(isinstance(p, (int, float)) and not isinstance(p, bool) and p == 1 for p in decl.partials):
             total = ops[0]
             for o in ops[1:]:
-                total = _add_broadcast(total, o, out)  # type: ignore[arg-type]
-            return Poly(out, total.terms)  # type: ignore[union-attr]
+                total = _add_broadcast(total, o, out)
+            return Poly(out, total.terms)
         if note.operator == "/" and len(ops) == 2:
-            inverse = _power(ops[1], -1)  # type: ignore[arg-type]
-            return None if inverse is None else multiply(ops[0], inverse, out)  # type: ignore[arg-type]
+            inverse = _power(ops[1], -1)
+            return None if inverse is None else multiply(ops[0], inverse, out)
         if len(node.args) != 1:
             return None
         (op,) = ops
         power = _declared_power(note, node.params)
         if power is not None:
-            return _power(op, power)  # type: ignore[arg-type]
+            return _power(op, power)
         parents = dict(node.parents)
         if 0 not in parents:
             return None
@@ -252,12 +253,10 @@ class Symbolic:
         arg_idx = self._broadcast_indices(node)[k]
         parents = dict(node.parents)
         note = notation(node)
-        templates = note.derivative
-        template = None
-        if k < len(templates) and isinstance(templates[k], str) and "{0}" in templates[k] and not any(
-            f"{{{j}}}" in templates[k] for j in range(1, 9)
-        ):
-            template = templates[k].replace("{0}", "{0}")
+        declared = note.derivative[k] if k < len(note.derivative) else None
+        template: str | None = None
+        if isinstance(declared, str) and "{0}" in declared and not any(f"{{{j}}}" in declared for j in range(1, 9)):
+            template = declared
         if template is None:
             template = f"{note.symbol}'({{0}})" if len(node.args) == 1 else f"∂{note.symbol}/∂x{k}({{0}})"
         arg_atom = self.atom[parents[k]] if k in parents else self.rec.constants(node.args[k])
@@ -337,7 +336,7 @@ class Symbolic:
         if isinstance(decl, Einsum):
             spec = decl.spec(node.args, node.params)
             names = self._einsum_symbols(node, spec)
-            out = [names[s] for s in spec.output if names[s] is not None]
+            out = _named(names, spec.output)
             if len(set(out)) != len(out):
                 return None
             coef = Fraction(1)
@@ -346,7 +345,7 @@ class Symbolic:
             for j, term in enumerate(spec.inputs):
                 if j == k:
                     continue
-                op = self._operand(node, j, tuple(names[s] for s in term if names[s] is not None), self.atom)  # type: ignore[arg-type]
+                op = self._operand(node, j, tuple(_named(names, term)), self.atom)
                 if op is None:
                     return None
                 if not op.terms:
@@ -357,7 +356,7 @@ class Symbolic:
                 (t,) = op.terms
                 coef *= t.coef
                 factors.extend(t.factors)
-            result_idx = [names[s] for s in spec.inputs[k] if names[s] is not None]
+            result_idx = _named(names, spec.inputs[k])
             result = Poly(*_distinct(result_idx, factors, coef))
             for extra in sums:
                 result = _times(result, extra)
@@ -372,6 +371,11 @@ class Symbolic:
         if is_negation(node):
             return scale(g.with_indices(self.indices(parents[k])), -1)
         return None
+
+
+def _named(names: Mapping[str, str | None], term: str) -> list[str]:
+    """The index names of a term's symbols, size-1 symbols left out."""
+    return [n for n in (names.get(s) for s in term) if n is not None]
 
 
 def _distinct(out: list[str], factors: list[Factor], coef: Fraction) -> tuple[tuple[str, ...], tuple[Term, ...]]:

@@ -652,8 +652,9 @@ class Textbook:
                 return None, reason
             monomials.append((t.coef < 0, _transposes(text), text))
         inner_sum = len(p.indices) == 2 and all(len(t.factors) == 1 for t in p.terms)
-        order = (lambda m: m[:2]) if inner_sum else (lambda m: m[0])  # A + A^T; W x + b as written
-        for n, (negative, _, text) in enumerate(sorted(monomials, key=order)):
+        # A + A^T: the plain term first; W x + b: as written
+        ranked = sorted(monomials, key=lambda m: (m[0], m[1] if inner_sum else 0))
+        for n, (negative, _, text) in enumerate(ranked):
             sign = "-" if negative else "+"
             parts.append((("-" if sign == "-" else "") + text) if n == 0 else f" {sign} {text}")
         if not parts:
