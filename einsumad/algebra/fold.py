@@ -751,7 +751,7 @@ class _Renderer:
             head = self.number(c)
         elif c.numerator != 1:
             head = str(c.numerator)
-        body = self.product(num, avoid, scaled=bool(head) or c.denominator != 1) if num else ""
+        body = self.product(num, avoid, scaled=bool(head) or c.denominator != 1 or bool(den)) if num else ""
         denominators = []
         if c.denominator != 1 and not decimal:
             denominators.append(str(c.denominator))

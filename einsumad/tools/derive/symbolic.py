@@ -236,7 +236,10 @@ class Symbolic:
         if 0 not in parents:
             return None
         template = f"{note.symbol}({{0}})"
-        return Poly.of(atoms[parents[0]], arg_idx[0], fn=template).with_indices(out) if arg_idx[0] == out else None
+        if arg_idx[0] != out:
+            return None
+        self.fn_values.setdefault((atoms[parents[0]], template), _squeeze(node.ans))
+        return Poly.of(atoms[parents[0]], out, fn=template)
 
     # ----------------------------------------------------------------- partials
 
