@@ -16,11 +16,19 @@ references, so this hook adds a Markdown preprocessor that
 It applies to every page and to every docstring rendered by mkdocstrings (which
 reuses the site's Markdown extensions). Markdown is imported lazily, so pytest's
 ``--doctest-modules`` can import this file without the ``docs`` extra.
+
+Mathematics: ``pymdownx.arithmatex`` marks ``$...$`` and ``$$...$$``, and MathJax
+typesets them in the browser. MathJax is served by the site itself (no network
+needed to read the docs): :func:`on_files` adds MathJax's ``tex-svg.js``, which the
+``docs`` extra installs from PyPI (the ``django-static-mathjax`` package ships the
+built MathJax 3 files), as ``javascripts/mathjax/tex-svg.js``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 from typing import Any
 
 _ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|obj|exc):`(~?)([\w.]+)`")
@@ -107,3 +115,33 @@ def on_config(config: Any) -> Any:
 
     config.markdown_extensions.append(DoctestBlocks())
     return config
+
+
+MATHJAX = "javascripts/mathjax/tex-svg.js"
+
+
+def mathjax_source() -> Path | None:
+    """MathJax's self-contained TeX-to-SVG component, as installed by the ``docs`` extra."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "static" / "mathjax" / "es5" / "tex-svg.js"
+        if path.is_file():
+            return path
+    return None
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Serve MathJax from the site: add ``tex-svg.js`` to the built files."""
+    from mkdocs.exceptions import PluginError
+    from mkdocs.structure.files import File
+
+    source = mathjax_source()
+    if source is None:
+        raise PluginError(
+            "MathJax is missing: install the documentation extra, pip install '.[docs]' "
+            "(it brings MathJax from PyPI as the django-static-mathjax package)"
+        )
+    files.append(File.generated(config, MATHJAX, abs_src_path=str(source)))
+    return files

@@ -13,8 +13,11 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import einsumad as ea
+from einsumad.algebra.matrix import matrix_form_details
 from einsumad.algebra.subscripts import parse
 
 # ------------------------------------------------------------------ the table
@@ -63,6 +66,20 @@ TABLE = {
         ("ij->", "1^T A 1"),
         ("i->", "1^T a"),
     ],
+    "chains, forms and traces (three or more operands)": [
+        ("ij,jk,kl->il", "A B C"),
+        ("ij,jk,kl->li", "C^T B^T A^T"),
+        ("i,ij,j->", "a^T B c"),
+        ("ij,jk,ki->", "tr(A B C)"),
+        ("jk,ki,ij->", "tr(A B C)"),  # the cyclic rule: the first operand leads
+        ("ij,jk,kl,li->", "tr(A B C D)"),
+        ("ij,ij,ij->ij", "A ⊙ B ⊙ C"),
+        ("i,ij,j->j", "(B^T a) ⊙ c"),  # the delta rule: (W^T delta) ⊙ sigma'(z)
+        ("ii,i->i", "diag(A) ⊙ b"),
+        ("i,ij->ij", "Diag(a) B"),
+        ("ij,jk,kl->", "1^T A B C 1"),
+        ("i,j,k->ij", "1^T c a b^T"),
+    ],
     "broadcasts": [
         ("i->ij", "a 1^T"),
         ("i->ji", "1 a^T"),
@@ -74,12 +91,12 @@ TABLE = {
 CASES = [case for group in TABLE.values() for case in group]
 
 NONE_CASES = [
-    "ijk,k->ij",  # a three-index term
-    "ij,jk,kl->il",  # three operands
-    "ijji,kji,jj->kj",  # the design note's example with no matrix form
-    "ij,jk->ijk",  # three output indices
-    "...ij,...jk->...ik",  # ellipsis
-    "ij,k->ijk",
+    ("ijk,k->ij", "operand 0 has rank 3"),
+    ("ij,jk,lmn->ik", "operand 2 has rank 3"),
+    ("ijji,kji,jj->kj", "operand 0 has rank 4"),  # the design note's example
+    ("ij,jk->ijk", "the output has rank 3"),
+    ("...ij,...jk->...ik", "operand 0 has '...', which stands for any number of axes"),
+    ("ij,k->ijk", "the output has rank 3"),
 ]
 
 
@@ -88,9 +105,51 @@ def test_matrix_form_table(subscripts: str, expected: str) -> None:
     assert ea.matrix_form(subscripts) == expected
 
 
-@pytest.mark.parametrize("subscripts", NONE_CASES)
-def test_no_matrix_form(subscripts: str) -> None:
+@pytest.mark.parametrize("subscripts, reason", NONE_CASES, ids=[c[0] for c in NONE_CASES])
+def test_no_matrix_form_says_why(subscripts: str, reason: str) -> None:
     assert ea.matrix_form(subscripts) is None
+    details = matrix_form_details(subscripts)
+    assert details.text is None and details.reason == reason
+    assert str(details) == f"(none: {reason})"
+
+
+def test_the_reason_names_the_operand_when_names_are_given() -> None:
+    assert matrix_form_details("ij,jk,lmn->ik", ["A", "B", "T"]).reason == "operand 2 (T) has rank 3"
+
+
+def test_many_operands_do_not_crash() -> None:
+    """issue 10, item 10: 23 vector operands ran out of default names (IndexError)."""
+    assert ea.matrix_form(",".join("a" * 23) + "->") == "(a ⊙ b ⊙ c ⊙ d ⊙ e ⊙ f ⊙ g ⊙ h ⊙ k ⊙ l ⊙ m ⊙ n ⊙ p ⊙ q ⊙ r ⊙ s ⊙ u ⊙ v ⊙ w ⊙ x ⊙ y ⊙ z)^T a1"
+    assert ea.matrix_form(",".join("ab" * 1 for _ in range(30)) + "->ab").count("⊙") == 29
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="ijk,->. aAB1_", max_size=14))
+def test_any_string_gives_a_form_none_or_einsum_error(text: str) -> None:
+    """No input string crashes matrix_form with anything but EinsumError."""
+    try:
+        result = ea.matrix_form(text)
+        details = matrix_form_details(text)
+    except ea.EinsumError:
+        return
+    assert result == details.text
+    assert (details.text is None) == (details.reason is not None)
+
+
+def test_transposed_operands_are_reported() -> None:
+    assert matrix_form_details("ij,j->i", ["W", "a"]).transposed == frozenset()
+    assert matrix_form_details("i,ij->j", ["g", "W"]).transposed == {1}
+    assert matrix_form_details("i,j->ij", ["g", "a"]).transposed == frozenset()  # a vector, not a matrix
+    assert matrix_form_details("->ij", ["g"]).transposed == frozenset()  # a broadcast
+
+
+def test_cli_prints_the_reason(capsys) -> None:
+    from einsumad.tools.cli import main
+
+    assert main(["vjp", "ijk,k->ij"]) == 0
+    out = capsys.readouterr().out
+    assert "matrix form: (none): operand 0 (A) has rank 3" not in out  # default names are not the user's
+    assert "matrix form: (none): operand 0 has rank 3" in out or "operand 0 (a) has rank 3" in out
 
 
 def test_names_and_the_backprop_transpose() -> None:
@@ -122,7 +181,7 @@ def test_wrong_number_of_names() -> None:
 
 # ------------------------------------------------------------------ independent truths
 
-SIZES = {"i": 2, "j": 3, "k": 4, "b": 5}
+SIZES = {"i": 2, "j": 3, "k": 4, "b": 5, "l": 6}
 
 
 def brute_einsum(subscripts: str, *arrays: np.ndarray) -> np.ndarray:
@@ -229,7 +288,7 @@ def _as_column_convention(array: np.ndarray) -> np.ndarray:
 def test_matrix_form_agrees_with_einsum(subscripts: str, expected: str, rng) -> None:
     sub = parse(subscripts)
     arrays = [rng.normal(size=[SIZES[s] for s in term]) for term in sub.inputs]
-    names = [(c if len(t) == 2 else c.lower()) for c, t in zip("ABC", sub.inputs)]
+    names = [(c if len(t) == 2 else c.lower()) for c, t in zip("ABCD", sub.inputs)]
     env = {n: _as_column_convention(a) for n, a in zip(names, arrays)}
     truth = brute_einsum(subscripts, *arrays)
     # numpy.einsum agrees with the brute force wherever it accepts the subscripts

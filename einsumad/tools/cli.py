@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import version
 from ..algebra.errors import EinsumError
-from ..algebra.matrix import default_names, matrix_form
+from ..algebra.matrix import default_names, matrix_form_details
 from ..algebra.subscripts import parse
 from ..algebra.swap import vjp_subscripts
 from ..ops.einsum import einsum
@@ -195,14 +195,12 @@ def _run_vjp(args: argparse.Namespace) -> int:
     cot = "G" if len(sub.output) == 2 else "g"
     while cot in names:
         cot += "_out"
-    form = matrix_form
+    form = matrix_form_details
     ascii_only = not _encodable("⊙")
 
     def render(subscripts: str, operand_names: list[str]) -> str:
-        if form is None:
-            return ""
-        text = form(subscripts, operand_names, ascii=ascii_only)
-        return "(none)" if text is None else text
+        details = form(subscripts, operand_names, ascii=ascii_only)
+        return details.text if details.text is not None else f"(none): {details.reason}"
 
     explicit = str(sub)
     head = f"einsum {explicit}"
