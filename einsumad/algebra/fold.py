@@ -284,6 +284,9 @@ def substitute(p: Poly, name: str, definition: Poly, powers: Callable[[int], boo
                 pieces.append([Term(Fraction(1), (f,))])
                 continue
             if f.power < 0:
+                if len(definition.terms) != 1:  # 1/(a + b) stays a factor of its own
+                    pieces.append([Term(Fraction(1), (f,))])
+                    continue
                 (d,) = definition.terms
                 if set(d.indices) - set(definition.indices) or d.coef == 0:
                     pieces.append([Term(Fraction(1), (f,))])

@@ -220,8 +220,8 @@ def _check_scalar_output(value: Any, name: str) -> None:
     """The function returned a real scalar (an array or traced value), or a clear error."""
     if isinstance(value, (tuple, list, dict)):
         raise TypeError(
-            f"{name} needs a function that returns a scalar, but it returned a "
-            f"{type(value).__name__} (a pytree); use ea.vjp or ea.jacobian for several outputs"
+            f"{name} needs a function that returns a scalar, but it returned a pytree "
+            f"(a {type(value).__name__}); use ea.vjp or ea.jacobian for several outputs"
         )
     inner = unbox(value)
     if not isinstance(inner, (np.ndarray, np.generic, int, float, complex)) or isinstance(inner, bool):

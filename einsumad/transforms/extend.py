@@ -100,7 +100,9 @@ def _declare(
             tuple(_partial_from_user(p) for p in partials), Notation(name)
         )
     elif linear is not None:
-        declaration = _OneDirectionLinear(_transpose_from_user(linear, name), linear_args=linear_args)
+        declaration = _OneDirectionLinear(
+            _transpose_from_user(linear, name), linear_args=linear_args, describe=f"{name}^T"
+        )
     else:
         declaration = General(batched=False)
     prim = Primitive(fun, name=name, declaration=declaration)
