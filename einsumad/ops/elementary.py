@@ -216,7 +216,7 @@ def _round_impl(x: Any, decimals: int = 0) -> Any:
 
 sign_p = unary("sign", _call("sign"), lambda y, x: 0, source="{xp}.sign({0})", numpy=np.sign,
                derivative_notation="0")
-floor_p = unary("floor", _call("floor"), lambda y, x: 0, latex="\\lfloor", source="{xp}.floor({0})",
+floor_p = unary("floor", _call("floor"), lambda y, x: 0, latex="\\operatorname{floor}", source="{xp}.floor({0})",
                 numpy=np.floor, derivative_notation="0")
 round_p = unary("round", _round_impl, lambda y, x, decimals: 0, derivative_notation="0",
                 source=lambda a, p: f"np.round({a[0]}, {p['decimals']})")

@@ -281,7 +281,8 @@ def slogdet(a: Any) -> SlogdetResult:
     Returns ``(sign, logabsdet)``; ``sign`` is a constant (no derivative), and
     ``d log|det A| = tr(A⁻¹ dA)``, so ``Ā = ḡ A⁻ᵀ``, without overflow for large
     matrices. For a symmetric positive definite ``A`` (a covariance) the sign is
-    1 and ``Ā = ḡ A⁻¹``.
+    1 and ``Ā = ḡ A⁻¹``. A singular ``A`` gives ``logabsdet = -inf``, where the
+    derivative does not exist (the inverse raises ``LinAlgError``).
 
     >>> import numpy as np, einsumad as ea
     >>> A = np.array([[2.0, 1.0], [1.0, 3.0]])

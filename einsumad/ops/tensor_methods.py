@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.structural import astype_p
-from ..core.tape import Tensor
+from ..core.tape import Tensor, unbox
 from . import arith as m
 from . import compare as c
 from . import einsum as e
@@ -94,7 +94,7 @@ _LETTERS = "abcdefghijklmnopqrstuvwxy"
 def dot(a: Any, b: Any) -> Any:
     """``a.dot(b)`` with NumPy's rules, as an einsum: the last axis of ``a`` with the
     second-to-last of ``b`` (the only axis of a vector); a 0-d operand scales."""
-    ndim_a, ndim_b = np.ndim(a) if not isinstance(a, Tensor) else a.ndim, np.ndim(b) if not isinstance(b, Tensor) else b.ndim
+    ndim_a, ndim_b = np.ndim(unbox(a)), np.ndim(unbox(b))
     if ndim_a == 0 or ndim_b == 0:
         return e.multiply(a, b)
     left = _LETTERS[: ndim_a - 1]
