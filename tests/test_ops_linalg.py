@@ -281,3 +281,14 @@ def test_errors_quote_the_shapes():
         ea.solve(np.eye(2), np.ones((3, 3)))
     with pytest.raises(TypeError, match=r"ea\.inv"):
         ea.grad(lambda m: ea.sum(np.linalg.inv(m)))(np.eye(2))
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((2, 3, 3), (3, 2)), ((3, 3), (4, 3, 2)), ((2, 1, 3, 3), (4, 3, 1))])
+def test_solve_jacobians_with_broadcast_stack_axes_in_both_modes(shape_a, shape_b):
+    rng = np.random.default_rng(12)
+    a = general(rng, shape_a[:-2], 3)
+    b = rng.standard_normal(shape_b)
+    for k in (0, 1):
+        expected = numerical_jacobian(np.linalg.solve, [a, b], k)
+        np.testing.assert_allclose(ea.jacrev(ea.solve, argnums=k)(a, b), expected, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(ea.jacfwd(ea.solve, argnums=k)(a, b), expected, rtol=1e-6, atol=1e-8)
