@@ -23,10 +23,31 @@ from .ops import tensor_methods  # noqa: F401  (installs Tensor's operators)
 from .ops.arith import add, divide, exp, log, negative, power, reciprocal, sqrt, square, subtract
 from .ops.compare import stop_gradient
 from .ops.einsum import broadcast_to, einsum, matmul, mean, multiply, sum, transpose
+from .ops.elementary import (
+    arccos,
+    arcsin,
+    arctan,
+    arctanh,
+    cosh,
+    expm1,
+    floor,
+    log1p,
+    logaddexp,
+    round,
+    sign,
+    sinh,
+    tan,
+)
 from .ops.functions import cos, relu, sigmoid, sin, tanh
+from .ops.linalg import cholesky, det, eigh, inv, norm, slogdet, solve, trace
+from .ops.nn import gelu, layer_norm, log_sigmoid, silu, softplus
+from .ops.products import prod
 from .ops.reduce import log_softmax, logsumexp, max, min, softmax
+from .ops.scan import cumsum
 from .ops.select import abs, clip, maximum, minimum, one_hot, where
 from .ops.shape import concatenate, rearrange, reshape, stack
+from .ops.special import erf
+from .ops.statistics import std, var
 from .tools.compile import codegen, compile
 from .tools.derive import Derivation, derive, name
 from .tools.testing import check_gradient, check_grads
@@ -45,6 +66,12 @@ __all__ = [
     "relu", "reciprocal", "square", "where", "reshape", "broadcast_to", "concatenate", "stack",
     "max", "min", "logsumexp", "softmax", "log_softmax", "maximum", "minimum", "abs", "clip",
     "one_hot", "rearrange", "stop_gradient",
+    # more elementwise functions, reductions and normalisation
+    "log1p", "expm1", "logaddexp", "softplus", "log_sigmoid", "silu", "erf", "gelu",
+    "tan", "arctan", "arcsin", "arccos", "sinh", "cosh", "arctanh", "sign", "floor", "round",
+    "var", "std", "prod", "cumsum", "layer_norm",
+    # linear algebra
+    "inv", "solve", "det", "slogdet", "cholesky", "eigh", "trace", "norm",
     # transformations
     "compile", "codegen",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian",

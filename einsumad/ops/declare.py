@@ -11,11 +11,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.delta import KroneckerDelta
 from ..core.elementwise import Elementwise
 from ..core.primitive import Notation, Primitive
 from ..core.tape import register_numpy_equivalent
 
-__all__ = ["unary", "binary"]
+__all__ = ["unary", "binary", "dense"]
+
+
+def dense(x: Any) -> Any:
+    """``x``, with the symbolic Kronecker delta that seeds a Jacobian pass materialised.
+
+    Rules that hand a (co)tangent to something other than an einsum (a solve, a
+    cumulative sum) call this first; einsums contract the delta by relabelling.
+    """
+    return np.asarray(x) if isinstance(x, KroneckerDelta) else x
 
 
 def unary(
