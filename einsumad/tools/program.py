@@ -15,6 +15,7 @@ printed is what runs.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -35,9 +36,12 @@ __all__ = ["Instruction", "Program", "trace", "emit", "Source"]
 
 
 class Instruction:
-    """One recorded primitive call: ``slots[out] = prim(*slots[args], **params)``."""
+    """One recorded primitive call: ``slots[out] = prim(*slots[args], **params)``.
 
-    __slots__ = ("prim", "args", "params", "out", "shapes", "dtypes")
+    ``spec`` is the resolved spec of a core einsum (None for any other op).
+    """
+
+    __slots__ = ("prim", "args", "params", "out", "shapes", "dtypes", "spec")
 
     def __init__(self, prim: Any, args: tuple[int, ...], params: dict, out: int, shapes: tuple, dtypes: tuple):
         self.prim = prim
@@ -46,11 +50,7 @@ class Instruction:
         self.out = out
         self.shapes = shapes
         self.dtypes = dtypes
-
-    @property
-    def spec(self) -> Spec | None:
-        """The resolved spec of a core einsum (None for any other op)."""
-        return self.params["spec"] if _is_core_einsum(self.prim) else None
+        self.spec: Spec | None = params["spec"] if _is_core_einsum(prim) else None
 
     def __repr__(self) -> str:
         return f"<s{self.out} = {self.prim.name}{self.args}>"
@@ -114,7 +114,7 @@ class Program:
                 and set(spec.inputs[1 - k]) <= set(spec.output)
                 and np.shape(t.value) == np.shape(ans)
                 and np.result_type(t.value) == np.result_type(ans)
-                and np.all(np.asarray(c) == 1)
+                and bool((np.asarray(c) == 1).all())
             ):
                 return t
         return None
@@ -148,7 +148,7 @@ class Program:
                         continue
                     if len(ins.args) - 1 + len(producer.args) > max_operands:
                         continue
-                    fused = substitute(ins.spec, k, producer.spec)  # type: ignore[arg-type]
+                    fused = _substituted(ins.spec, k, producer.spec)
                     if fused is None:
                         continue
                     shapes = ins.shapes[:k] + producer.shapes + ins.shapes[k + 1 :]
@@ -160,6 +160,7 @@ class Program:
                     ins.shapes = shapes
                     ins.dtypes = ins.dtypes[:k] + producer.dtypes + ins.dtypes[k + 1 :]
                     ins.params = {"spec": fused}
+                    ins.spec = fused
                     for a in producer.args:
                         uses[a] = uses.get(a, 0) + 1
                     uses[slot] = 0  # the producer is now dead code
@@ -279,10 +280,16 @@ class Program:
         return len(self.instructions)
 
 
+@functools.lru_cache(maxsize=4096)
+def _substituted(consumer: Spec, k: int, producer: Spec) -> Spec | None:
+    return substitute(consumer, k, producer)
+
+
 def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
+@functools.lru_cache(maxsize=4096)
 def _loop_cost(spec: Spec, shapes: tuple) -> int:
     """Multiply-adds of an einsum: the loop size of each pairwise step of its path."""
     sizes = dict(_sized(spec, shapes).sizes)
@@ -606,27 +613,34 @@ def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], st
     if len(body) <= PART_LINES:
         return [lines]
 
+    generated = {n for n in local_names if re.fullmatch(r"[vt]\d+", n)}
+    named = sorted(local_names - generated, key=len, reverse=True)
+    pattern = re.compile(r"\b(?:[vt]\d+" + "".join("|" + re.escape(n) for n in named) + r")\b")
+
     def names_in(line: str) -> tuple[str | None, set[str], set[str]]:
-        code = line.split("#", 1)[0]
+        code = line.split("#", 1)[0] if "#" in line else line
         stripped = code.strip()
+        if not stripped:
+            return None, set(), set()
         if stripped.startswith("del "):
-            return None, set(), {n for n in _NAME.findall(stripped[4:]) if n in local_names}
+            return None, set(), set(pattern.findall(stripped[4:])) & local_names
         defined = None
         if " = " in stripped:
             target, code = stripped.split(" = ", 1)
             defined = target if target.isidentifier() else None
-        return defined, {n for n in _NAME.findall(code) if n in local_names}, set()
+        return defined, set(pattern.findall(code)) & local_names, set()
 
     analysed = [names_in(line) for line in body]
-    params = set(_NAME.findall(header.split("(", 1)[1])) & local_names
     chunks = [list(range(i, min(i + PART_LINES, len(body) - 1))) for i in range(0, len(body) - 1, PART_LINES)]
     chunks.append([len(body) - 1])  # the return statement stays in the main function
-    used_after: list[set[str]] = [set() for _ in chunks]
-    later: set[str] = set()
-    for c in reversed(range(len(chunks))):
-        used_after[c] = set(later)
-        for i in chunks[c]:
-            later |= analysed[i][1]
+    last_chunk: dict[str, int] = {}  # the last chunk that reads each name
+    for c, chunk in enumerate(chunks):
+        for i in chunk:
+            for n in analysed[i][1]:
+                last_chunk[n] = c
+    dying: dict[int, list[str]] = {}  # chunk -> names read for the last time there
+    for n, c in last_chunk.items():
+        dying.setdefault(c, []).append(n)
     parts: list[list[str]] = []
     main = [header]
     held: set[str] = set()  # what the main function holds besides its parameters
@@ -646,14 +660,14 @@ def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], st
             part_lines.append(body[i])
             if defined:
                 defined_here.add(defined)
-        produced = sorted(n for n in defined_here if n in used_after[c])
+        produced = sorted(n for n in defined_here if last_chunk.get(n, -1) > c)
         part = fresh("_part")
         parts.append([f"def {part}({', '.join(needed)}):", *part_lines,
                       f"    return ({''.join(n + ', ' for n in produced)})"])
         call = f"{part}({', '.join(needed)})"
         main.append(f"    {', '.join(produced)}, = {call}" if produced else f"    {call}")
         held |= set(produced)
-        dead = sorted(n for n in held if n not in used_after[c])
+        dead = sorted({n for n in dying.get(c, ()) if n in held} | {n for n in produced if n not in last_chunk})
         if dead:
             main.append(f"    del {', '.join(dead)}")
             held -= set(dead)
