@@ -91,7 +91,7 @@ class Spec:
     #: The user's name of each symbol that came from a named index (``"batch"``),
     #: for display only; letters the user wrote are their own symbols.
     names: tuple[tuple[str, str], ...] = ()
-    _size_map: dict[str, int] = field(default=None, compare=False, repr=False, hash=False)  # type: ignore[assignment]
+    _size_map: dict[str, int] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_size_map", dict(self.sizes))
@@ -435,7 +435,7 @@ def resolve(
     for k, symbols in enumerate(terms):
         for axis, s in enumerate(symbols):
             if shapes[k][axis] == 1 and size_of[s] != 1:
-                (fresh,) = fresh_symbols(used, 1)
+                fresh = fresh_symbols(used, 1)
                 used.add(fresh)
                 symbols[axis] = fresh
                 size_of[fresh] = 1

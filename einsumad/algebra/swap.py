@@ -168,7 +168,7 @@ def broadcast_spec(*shapes: tuple[int, ...]) -> Spec:
         for pos, n in enumerate(shape):
             axis = pos + ndim - len(shape)
             if n == 1 and out_sizes[axis] != 1:
-                (fresh,) = fresh_symbols(used, 1)
+                fresh = fresh_symbols(used, 1)
                 used.add(fresh)
                 sizes[fresh] = 1
                 term.append(fresh)

@@ -249,7 +249,7 @@ def _write_core(inputs: tuple[str, ...], core: str, shapes: Shapes, integer: boo
             letter = repeated[0]
             p = term.index(letter)
             q = term.index(letter, p + 1)
-            views.append(lambda x, p=p, q=q: f"{x}.diagonal(0, {p}, {q})" if x.isidentifier() else f"np.diagonal({x}, 0, {p}, {q})")
+            views.append(functools.partial(_diagonal, p=p, q=q))
             terms.append("".join(t for i, t in enumerate(term) if i not in (p, q)) + letter)
             view_shapes.append(tuple(n for i, n in enumerate(shape) if i not in (p, q)) + (shape[p],))
         else:
@@ -263,6 +263,11 @@ def _write_core(inputs: tuple[str, ...], core: str, shapes: Shapes, integer: boo
 
     write.accepts_scalars = getattr(distinct, "accepts_scalars", False)  # type: ignore[attr-defined]
     return write
+
+
+def _diagonal(x: str, p: int, q: int) -> str:
+    """Source for the diagonal of ``x`` over axes p and q (a view; the axis goes last)."""
+    return f"{x}.diagonal(0, {p}, {q})" if x.isidentifier() else f"np.diagonal({x}, 0, {p}, {q})"
 
 
 def _write_distinct(inputs: tuple[str, ...], core: str, shapes: Shapes, integer: bool) -> Callable:

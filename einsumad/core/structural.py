@@ -195,11 +195,15 @@ def _astype_impl(x: Any, dtype: np.dtype) -> np.ndarray:
     return np.asarray(x).astype(dtype, copy=False)
 
 
-astype_p = Primitive(
+def _astype_transpose(k: int, g: Any, ans: Any, x: Any, dtype: np.dtype) -> Any:
+    return astype_p(g, dtype=np.result_type(unbox(x)))
+
+
+astype_p: Primitive = Primitive(
     _astype_impl,
     name="astype",
     declaration=Linear(
-        lambda k, g, ans, x, dtype: astype_p(g, dtype=np.result_type(unbox(x))),
+        _astype_transpose,
         describe="convert back",
     ),
     source=lambda a, p: f"{a[0]}.astype(np.{np.dtype(p['dtype']).name})",

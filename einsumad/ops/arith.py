@@ -43,10 +43,14 @@ __all__ = [
 
 add_p = binary("add", np.add, (1, 1), operator="+")
 add_p.declaration.combination = (1, 1)
-negative_p = Primitive(
+def _negative_transpose(k: int, g: Any, ans: Any, x: Any) -> Any:
+    return negative_p(g)
+
+
+negative_p: Primitive = Primitive(
     np.negative,
     name="negative",
-    declaration=Linear(lambda k, g, ans, x: negative_p(g), describe="negate"),
+    declaration=Linear(_negative_transpose, describe="negate"),
     source="-{0}",
 )
 negative_p.declaration.combination = (-1,)

@@ -210,9 +210,9 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
 
 def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
     """Broadcast to ``shape``: the generalised einsum ``i->ij`` whose swap sums back."""
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
-    np.broadcast_shapes(_shape(x), shape)
-    return broadcast_batched(x, _shape(x), shape)
+    target = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    np.broadcast_shapes(_shape(x), target)
+    return broadcast_batched(x, _shape(x), target)
 
 
 register_numpy_equivalent(np.matmul, "ea.matmul (or @)")

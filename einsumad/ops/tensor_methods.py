@@ -36,35 +36,39 @@ def _compare(op: Any) -> Any:
     return compare
 
 
-Tensor.__add__ = lambda self, other: m.add(self, other)  # type: ignore[method-assign]
-Tensor.__radd__ = _reflected(m.add)  # type: ignore[attr-defined]
-Tensor.__sub__ = lambda self, other: m.subtract(self, other)  # type: ignore[attr-defined]
-Tensor.__rsub__ = _reflected(m.subtract)  # type: ignore[attr-defined]
-Tensor.__mul__ = lambda self, other: e.multiply(self, other)  # type: ignore[attr-defined]
-Tensor.__rmul__ = _reflected(e.multiply)  # type: ignore[attr-defined]
-Tensor.__truediv__ = lambda self, other: m.divide(self, other)  # type: ignore[attr-defined]
-Tensor.__rtruediv__ = _reflected(m.divide)  # type: ignore[attr-defined]
-Tensor.__pow__ = lambda self, other: m.power(self, other)  # type: ignore[attr-defined]
-Tensor.__rpow__ = _reflected(m.power)  # type: ignore[attr-defined]
-Tensor.__matmul__ = lambda self, other: e.matmul(self, other)  # type: ignore[attr-defined]
-Tensor.__rmatmul__ = _reflected(e.matmul)  # type: ignore[attr-defined]
-Tensor.__neg__ = lambda self: m.negative(self)  # type: ignore[attr-defined]
-Tensor.__pos__ = lambda self: self  # type: ignore[attr-defined]
-Tensor.__getitem__ = lambda self, index: getitem(self, index)  # type: ignore[attr-defined]
-Tensor.__lt__ = _compare(c.less)  # type: ignore[method-assign]
-Tensor.__le__ = _compare(c.less_equal)  # type: ignore[method-assign]
-Tensor.__gt__ = _compare(c.greater)  # type: ignore[method-assign]
-Tensor.__ge__ = _compare(c.greater_equal)  # type: ignore[method-assign]
-Tensor.__eq__ = _compare(c.equal)  # type: ignore[method-assign]
-Tensor.__ne__ = _compare(c.not_equal)  # type: ignore[method-assign]
-Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
-Tensor.T = property(lambda self: e.transpose(self))  # type: ignore[attr-defined]
-Tensor.sum = lambda self, axis=None, keepdims=False: e.sum(self, axis, keepdims)  # type: ignore[attr-defined]
-Tensor.mean = lambda self, axis=None, keepdims=False: e.mean(self, axis, keepdims)  # type: ignore[attr-defined]
-Tensor.max = lambda self, axis=None, keepdims=False: r.max(self, axis, keepdims)  # type: ignore[attr-defined]
-Tensor.min = lambda self, axis=None, keepdims=False: r.min(self, axis, keepdims)  # type: ignore[attr-defined]
-Tensor.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)  # type: ignore[attr-defined]
-Tensor.transpose = lambda self, *axes: e.transpose(self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None)  # type: ignore[attr-defined]
+_OPERATORS: dict[str, Any] = {
+    "__add__": lambda self, other: m.add(self, other),
+    "__radd__": _reflected(m.add),
+    "__sub__": lambda self, other: m.subtract(self, other),
+    "__rsub__": _reflected(m.subtract),
+    "__mul__": lambda self, other: e.multiply(self, other),
+    "__rmul__": _reflected(e.multiply),
+    "__truediv__": lambda self, other: m.divide(self, other),
+    "__rtruediv__": _reflected(m.divide),
+    "__pow__": lambda self, other: m.power(self, other),
+    "__rpow__": _reflected(m.power),
+    "__matmul__": lambda self, other: e.matmul(self, other),
+    "__rmatmul__": _reflected(e.matmul),
+    "__neg__": lambda self: m.negative(self),
+    "__pos__": lambda self: self,
+    "__getitem__": lambda self, index: getitem(self, index),
+    "__lt__": _compare(c.less),
+    "__le__": _compare(c.less_equal),
+    "__gt__": _compare(c.greater),
+    "__ge__": _compare(c.greater_equal),
+    "__eq__": _compare(c.equal),
+    "__ne__": _compare(c.not_equal),
+    "__hash__": object.__hash__,
+    "T": property(lambda self: e.transpose(self)),
+    "sum": lambda self, axis=None, keepdims=False: e.sum(self, axis, keepdims),
+    "mean": lambda self, axis=None, keepdims=False: e.mean(self, axis, keepdims),
+    "max": lambda self, axis=None, keepdims=False: r.max(self, axis, keepdims),
+    "min": lambda self, axis=None, keepdims=False: r.min(self, axis, keepdims),
+    "reshape": lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape),
+    "transpose": lambda self, *axes: e.transpose(
+        self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None
+    ),
+}
 
 
 # ================================================================= NumPy's ndarray methods
@@ -103,13 +107,18 @@ def dot(a: Any, b: Any) -> Any:
     return e.einsum(f"{left}z,{term_b}->{left}{right}", a, b)
 
 
-Tensor.astype = _astype  # type: ignore[attr-defined]
-Tensor.var = lambda self, axis=None, *, ddof=0, keepdims=False: var(self, axis, keepdims, ddof)  # type: ignore[attr-defined]
-Tensor.std = lambda self, axis=None, *, ddof=0, keepdims=False: std(self, axis, keepdims, ddof)  # type: ignore[attr-defined]
-Tensor.prod = lambda self, axis=None, keepdims=False: prod(self, axis, keepdims)  # type: ignore[attr-defined]
-Tensor.cumsum = lambda self, axis=None: cumsum(self, axis)  # type: ignore[attr-defined]
-Tensor.clip = lambda self, min=None, max=None: clip(self, min, max)  # type: ignore[attr-defined]
-Tensor.flatten = lambda self: reshape(self, (-1,))  # type: ignore[attr-defined]
-Tensor.ravel = lambda self: reshape(self, (-1,))  # type: ignore[attr-defined]
-Tensor.squeeze = _squeeze  # type: ignore[attr-defined]
-Tensor.dot = lambda self, other: dot(self, other)  # type: ignore[attr-defined]
+_METHODS: dict[str, Any] = {
+    "astype": _astype,
+    "var": lambda self, axis=None, *, ddof=0, keepdims=False: var(self, axis, keepdims, ddof),
+    "std": lambda self, axis=None, *, ddof=0, keepdims=False: std(self, axis, keepdims, ddof),
+    "prod": lambda self, axis=None, keepdims=False: prod(self, axis, keepdims),
+    "cumsum": lambda self, axis=None: cumsum(self, axis),
+    "clip": lambda self, min=None, max=None: clip(self, min, max),
+    "flatten": lambda self: reshape(self, (-1,)),
+    "ravel": lambda self: reshape(self, (-1,)),
+    "squeeze": _squeeze,
+    "dot": lambda self, other: dot(self, other),
+}
+
+for _name, _method in {**_OPERATORS, **_METHODS}.items():
+    setattr(Tensor, _name, _method)

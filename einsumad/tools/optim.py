@@ -85,7 +85,7 @@ class SGDState(NamedTuple):
     """State of :class:`SGD`: the number of steps taken and the momentum buffer
     (a pytree like the params, or ``None`` without momentum)."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, as in optax
     momentum: Any
 
 
@@ -165,7 +165,7 @@ class AdamState(NamedTuple):
     """State of :class:`Adam`: the step count and the first and second moment
     estimates ``mu`` and ``nu`` (pytrees like the params)."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, as in optax
     mu: Any
     nu: Any
 
@@ -333,7 +333,7 @@ def fit(
     """
     out = sys.stdout if file is None else file
     step = value_and_grad(loss_fn)
-    state = optimizer.init(params)
+    state: Any = optimizer.init(params)
     history: list[float] = []
     start = time.perf_counter()
     for epoch in range(epochs):

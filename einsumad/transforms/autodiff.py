@@ -87,7 +87,7 @@ class _Recording:
     def __init__(self, fun: Callable, primals: Sequence[Any], where: str):
         self.in_leaves: list[Any] = []
         self.in_defs: list[TreeDef] = []
-        self.leaf_nodes: list[Node] = []
+        self.leaf_nodes: list[list[Node]] = []
         boxed_primals = []
         with new_trace(REVERSE) as trace:
             for primal in primals:
