@@ -114,12 +114,22 @@ class Program:
                 and set(spec.inputs[1 - k]) <= set(spec.output)
                 and np.shape(t.value) == np.shape(ans)
                 and np.result_type(t.value) == np.result_type(ans)
-                and bool((np.asarray(c) == 1).all())
+                and (c == 1 if isinstance(c, (int, float)) else bool((np.asarray(c) == 1).all()))
             ):
                 return t
         return None
 
     # -- simplifying ----------------------------------------------------------------
+
+    def _uses(self) -> dict[int, int]:
+        """How often each slot is read (an output counts twice: it must stay)."""
+        uses: dict[int, int] = {}
+        for ins in self.instructions:
+            for a in ins.args:
+                uses[a] = uses.get(a, 0) + 1
+        for a in self.outputs:
+            uses[a] = uses.get(a, 0) + 2
+        return uses
 
     def fuse(self, max_operands: int = 6) -> None:
         """Merge each einsum whose result feeds exactly one other einsum into it.
@@ -129,12 +139,7 @@ class Program:
         several vectors is scaled once by their product, and a product followed
         by a sum becomes one dot product. Steps that would save nothing stay apart.
         """
-        uses: dict[int, int] = {}
-        for ins in self.instructions:
-            for a in ins.args:
-                uses[a] = uses.get(a, 0) + 1
-        for a in self.outputs:
-            uses[a] = uses.get(a, 0) + 2
+        uses = self._uses()
         producer_of = {ins.out: ins for ins in self.instructions if ins.spec is not None}
         for ins in self.instructions:
             if ins.spec is None:
@@ -177,12 +182,7 @@ class Program:
         multiply-adds. Reverse over reverse makes such sums (the Hessian of a
         logistic loss adds two products with X), and a person factors them by hand.
         """
-        uses: dict[int, int] = {}
-        for ins in self.instructions:
-            for a in ins.args:
-                uses[a] = uses.get(a, 0) + 1
-        for a in self.outputs:
-            uses[a] = uses.get(a, 0) + 2
+        uses = self._uses()
         producer_of = {ins.out: ins for ins in self.instructions}
         rewritten: list[Instruction] = []
         for ins in self.instructions:
