@@ -5,9 +5,12 @@ Nothing here uses einsumad's differentiation; these are the yardsticks.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import itertools
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
+
+from einsumad.algebra.subscripts import parse, resolve
 
 
 def numerical_gradient(
@@ -54,3 +57,20 @@ def numerical_directional(
     up = fun(*[np.asarray(a, dtype=np.float64) + eps * np.asarray(t) for a, t in zip(args, tangents)])
     down = fun(*[np.asarray(a, dtype=np.float64) - eps * np.asarray(t) for a, t in zip(args, tangents)])
     return (np.asarray(up) - np.asarray(down)) / (2 * eps)
+
+
+def brute_force_einsum(subscripts: str, *arrays: np.ndarray, sizes: Mapping[str, int] | None = None) -> np.ndarray:
+    """The generalised einsum by a loop over every assignment of every letter: the
+    definition itself (an output letter may repeat, or appear in no operand, sized by
+    ``sizes``). Only the parser is shared with the library, not the evaluation."""
+    spec = resolve(parse(subscripts), [np.shape(a) for a in arrays], sizes)
+    size = dict(spec.sizes)
+    letters = sorted(spec.symbols)
+    out = np.zeros(tuple(size[s] for s in spec.output))
+    for values in itertools.product(*[range(size[s]) for s in letters]):
+        at = dict(zip(letters, values))
+        term = 1.0
+        for t, a in zip(spec.inputs, arrays):
+            term *= a[tuple(at[s] for s in t)]
+        out[tuple(at[s] for s in spec.output)] += term
+    return out

@@ -3,16 +3,13 @@ every operand's gradient and tangent against central finite differences."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einsumad as ea
-from einsumad.algebra.subscripts import parse, resolve
-from tests.numeric import numerical_directional, numerical_gradient
+from tests.numeric import brute_force_einsum, numerical_directional, numerical_gradient
 
 # ----------------------------------------------------------------- a corpus, grouped by kind
 # (subscripts, operand shapes); NumPy accepts all of these.
@@ -132,22 +129,6 @@ def test_float32_stays_float32(rng):
 # ----------------------------------------------------------------- generalised forms
 
 
-def brute_force(subscripts, *arrays, sizes=None):
-    """Loop over every assignment of every letter: the definition of section 1."""
-    sub = parse(subscripts)
-    spec = resolve(sub, [a.shape for a in arrays], sizes)
-    size = dict(spec.sizes)
-    letters = sorted(spec.symbols)
-    out = np.zeros(tuple(size[s] for s in spec.output))
-    for values in itertools.product(*[range(size[s]) for s in letters]):
-        at = dict(zip(letters, values))
-        term = 1.0
-        for t, a in zip(spec.inputs, arrays):
-            term *= a[tuple(at[s] for s in t)]
-        out[tuple(at[s] for s in spec.output)] += term
-    return out
-
-
 GENERALISED = [
     ("i->ii", [(3,)], None),
     ("i->ij", [(3,)], {"j": 2}),
@@ -163,7 +144,7 @@ GENERALISED = [
 def test_generalised_forms_match_brute_force(subscripts, shapes, sizes, rng):
     arrays = _random(shapes, rng)
     np.testing.assert_allclose(
-        ea.einsum(subscripts, *arrays, sizes=sizes), brute_force(subscripts, *arrays, sizes=sizes)
+        ea.einsum(subscripts, *arrays, sizes=sizes), brute_force_einsum(subscripts, *arrays, sizes=sizes)
     )
 
 
@@ -179,7 +160,7 @@ def _assert_gradients_match_brute_force(subscripts, arrays, sizes, weights, atol
     of the brute-force evaluator."""
 
     def loss_np(*xs):
-        return np.sum(brute_force(subscripts, *xs, sizes=sizes) * weights)
+        return np.sum(brute_force_einsum(subscripts, *xs, sizes=sizes) * weights)
 
     grads = ea.grad(
         lambda *xs: ea.sum(ea.einsum(subscripts, *xs, sizes=sizes) * weights),
@@ -253,7 +234,7 @@ def test_random_einsum_forward_and_gradients(case, seed):
     if numpy_ok:
         truth = np.einsum(subscripts, *arrays)
     else:
-        truth = brute_force(subscripts, *arrays, sizes=sizes)
+        truth = brute_force_einsum(subscripts, *arrays, sizes=sizes)
     np.testing.assert_allclose(value, truth, rtol=1e-10, atol=1e-10)
 
     weights = rng.normal(size=np.shape(value))
