@@ -346,3 +346,19 @@ NOT_OPS = {
     "defvjp", "defvjp_all", "defjvp", "tree_flatten", "tree_unflatten", "tree_map", "check_grads",
     "check_gradient", "EinsumError", "GradientCheckError", "EscapedTracerError",
 }
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_derive_names_the_declared_kind_of_every_op(name):
+    d = ea.derive(_loss(OPS[name]), X)
+    text = d.render("steps")
+    for step in d.steps:
+        if step.node is not None and step.kind != "delta":  # a delta-rule line composes two steps
+            assert step.declared == step.node.prim.declaration.kind
+    general = {s.op for s in d.backward if s.declared == "general"}
+    for kind in ("einsum", "elementwise", "linear"):
+        for step in d.backward:
+            if step.declared == kind:
+                assert "not an einsum" not in (step.note or ""), (step.op, step.note)
+    if "(not an einsum)" in text:
+        assert general, "only an op of the general kind may say it is not an einsum"
