@@ -186,12 +186,18 @@ def test_at_a_kink_a_one_sided_derivative_passes():
     ea.check_gradient(lambda z: np.sum(np.abs(z)), np.sign, (np.array([0.0, 2.0]),))
 
 
-def test_at_a_kink_a_value_of_neither_side_is_reported_as_a_kink():
-    def half_at_zero(z):
-        return np.where(z == 0, 0.5, np.sign(z))
+def test_at_a_kink_a_value_between_the_sides_passes():
+    # relu'(0) = 0.5 and abs'(0) = 0: generalised gradients, from one side to the other
+    ea.check_gradient(lambda z: np.sum(np.maximum(z, 0)), lambda z: np.where(z == 0, 0.5, z > 0), (np.zeros(2),))
+    ea.check_gradient(lambda z: np.sum(np.abs(z + 1e-12)), lambda z: np.sign(np.round(z, 6)), (np.zeros(2),))
+
+
+def test_at_a_kink_a_value_outside_the_sides_is_reported_as_a_kink():
+    def wrong_at_zero(z):
+        return np.where(z == 0, 3.0, np.sign(z))
 
     with pytest.raises(ea.GradientCheckError) as info:
-        ea.check_gradient(lambda z: np.sum(np.abs(z)), half_at_zero, (np.array([2.0, 0.0]),))
+        ea.check_gradient(lambda z: np.sum(np.abs(z)), wrong_at_zero, (np.array([2.0, 0.0]),))
     message = str(info.value)
     assert "kink at z[1]" in message and "left -1" in message and "right 1" in message
     assert "NumPy" not in message  # the old first hint blamed a NumPy function

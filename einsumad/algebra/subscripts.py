@@ -261,7 +261,6 @@ def _implicit_output(inputs: Sequence[Term]) -> Term:
     return ((ELLIPSIS,) if has_ellipsis else ()) + tuple(once)
 
 
-@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Subscripts:
     """Parse subscripts in NumPy style or in named style.
 
@@ -280,7 +279,12 @@ def parse(text: str) -> Subscripts:
     ('j', 'j')
     """
     if not isinstance(text, str):
-        raise TypeError(f"einsum subscripts must be a string, got {type(text).__name__} {text!r}")
+        raise TypeError(f"einsum subscripts must be a string, got {text!r}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Subscripts:
     lhs, rhs, rhs_offset = _split_arrow(text)
     pieces = lhs.split(",")
     named = _is_named(text, pieces + ([rhs] if rhs is not None else []))
@@ -330,8 +334,7 @@ def from_sublists(sublists: Sequence[Any], output: Any = None) -> tuple[str, dic
             what = "the output" if output is not None and k == len(terms) - 1 else f"operand {k}"
             raise TypeError(
                 f"einsum: the subscripts of {what} must be a list or a tuple of labels "
-                f"(the sublist form einsum(x, [0, 1], y, [1, 2], [0, 2])); got "
-                f"{type(term).__name__} {term!r}"
+                f"(the sublist form einsum(x, [0, 1], y, [1, 2], [0, 2])); got {term!r}"
             )
     labels: dict[Any, None] = {}
     for term in terms:

@@ -86,8 +86,7 @@ def parse_call(
     if len(args) < 2:
         raise TypeError(
             f"einsum: the first argument is the subscripts string (e.g. 'ij,jk->ik'), or an "
-            f"operand followed by its list of labels (the sublist form); got only "
-            f"{type(subscripts).__name__}"
+            f"operand followed by its list of labels (the sublist form); got only {subscripts!r}"
         )
     arrays, sublists = list(args[0:-1:2]), list(args[1::2])
     output = args[-1] if len(args) % 2 else None
