@@ -51,7 +51,10 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
     contracts: lists and Python scalars become arrays of it, and an operand of another
     dtype is cast (so that a pairwise path sums integers and booleans in the result's
     dtype, and its values are NumPy's)."""
-    if all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
+    if all(type(o) is np.ndarray for o in operands):  # the common call, checked cheaply
+        if all(o.dtype == operands[0].dtype for o in operands):
+            return list(operands)
+    elif all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
         dtypes = [np.result_type(unbox(o)) for o in operands]
         if all(d == dtypes[0] for d in dtypes):
             return list(operands)
@@ -169,20 +172,22 @@ def einsum(
     >>> ea.einsum(W, [0, 1], a, [1], [0])          # the sublist form
     array([ 3., 12.])
     """
-    text, operands_list, given, note = parse_call(subscripts, operands, sizes)
+    if type(subscripts) is str and sizes is None:  # the common call
+        text, operands_list, given, note = subscripts, operands, {}, None
+    else:
+        text, operands_list, given, note = parse_call(subscripts, operands, sizes)
     operands_list = _as_operands(operands_list)
     if dtype is not None:
         operands_list = _cast(operands_list, dtype, casting, text)
-    shapes = tuple(_shape(o) for o in operands_list)
+    shapes = tuple(o.shape if type(o) is np.ndarray else _shape(o) for o in operands_list)
     try:
-        spec = _resolved(text, shapes, tuple(sorted(given.items())))
+        spec = _resolved(text, shapes, tuple(sorted(given.items())) if given else ())
     except EinsumError as error:
         if note is None:
             raise
         raise EinsumError(f"{error}\n{note}") from None
-    steps = checked_path(optimize, len(operands_list), text)
-    traced = any(isinstance(o, Tensor) for o in operands_list)
-    if len(operands_list) <= 2 or (optimize is None and not traced):
+    steps = None if optimize is None else checked_path(optimize, len(operands_list), text)
+    if len(operands_list) <= 2 or (optimize is None and not any(isinstance(o, Tensor) for o in operands_list)):
         return einsum_p(*operands_list, spec=spec)
     # Record the pairwise steps of the path: each is an einsum whose VJP is the
     # swap, so the gradient costs a small multiple of the forward pass.
