@@ -282,6 +282,46 @@ def test_the_path_taken_is_the_path_of_the_strategy(strategy, rng):
     assert path == [tuple(step) for step in truth]
 
 
+def _recorded_steps(fun, arrays) -> list[str]:
+    """The einsum steps a traced call records, in order, as subscripts."""
+    from einsumad.transforms.autodiff import _Recording
+
+    recording = _Recording(fun, arrays, "test")
+    steps, stack, seen = [], [recording.out.node], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or node.prim is None:
+            continue
+        seen.add(id(node))
+        steps.append(str(node.params["spec"]))
+        stack.extend(p for _, p in node.parents)
+    return sorted(steps)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "optimal", False, [(2, 3), (1, 2), (0, 1)]])
+def test_the_traced_steps_follow_the_chosen_path(strategy, rng):
+    """Truth: opt_einsum's path for the strategy (left to right for False), whose steps
+    are written out by hand below as their subscripts."""
+    shapes = [(2, 30), (30, 4), (4, 50), (50, 3)]
+    arrays = [rng.normal(size=s) for s in shapes]
+    if strategy is False:
+        path = [(0, 1), (0, 2), (0, 1)]
+    elif isinstance(strategy, list):
+        path = strategy
+    else:
+        path = [tuple(p) for p in opt_einsum.contract_path("ab,bc,cd,de->ae", *arrays, optimize=strategy)[0]]
+    terms, expected = ["ab", "bc", "cd", "de"], []
+    for positions in path:  # each step keeps the letters still needed later or in the output
+        chosen = [terms[p] for p in positions]
+        rest = [t for i, t in enumerate(terms) if i not in positions]
+        needed = set("".join(rest)) | set("ae")
+        out = "".join(dict.fromkeys(c for c in "".join(chosen) if c in needed)) if rest else "ae"
+        expected.append(",".join(chosen) + "->" + out)
+        terms = rest + [out]
+    steps = _recorded_steps(lambda *xs: ea.einsum("ab,bc,cd,de->ae", *xs, optimize=strategy), arrays)
+    assert steps == sorted(expected)
+
+
 def test_an_explicit_path_is_followed(rng):
     arrays = [rng.normal(size=s) for s in [(2, 3), (3, 4), (4, 5)]]
     truth = np.einsum("ab,bc,cd->ad", *arrays)
@@ -402,3 +442,20 @@ def test_einsum_path_is_exported_and_documented():
 
     api = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
     assert "::: einsumad.einsum_path" in api
+
+
+def test_the_default_path_search_stays_affordable():
+    """The dynamic-programming search visits every connected sub-network: on 18 small
+    operands that all share indices it took a minute (found by the fuzz). There the
+    default is opt_einsum's 'auto'; on a tensor train it is still 'dp'."""
+    dense = "ab,bfa,gfb,bb,aa,b,aa,ga,ba,b,,baa,b,,a,bfg,aag,f->"
+    size = {"a": 3, "b": 2, "f": 3, "g": 3}
+    shapes = [tuple(size[c] for c in t) for t in dense.split("->")[0].split(",")]
+    auto, _ = opt_einsum.contract_path(dense, *shapes, shapes=True, optimize="auto")
+    assert ea.einsum_path(dense, *shapes)[0] == [tuple(p) for p in auto]
+    arrays = [np.full(s, 0.5) for s in shapes]
+    np.testing.assert_allclose(ea.einsum(dense, *arrays), np.einsum(dense, *arrays))
+    train = ",".join(f"n{k}" for k in "pqrstu") + ",pA,AqB,BrC,CsD,DtE,Eu->n"
+    train_shapes = [(64, 2)] * 6 + [(2, 8)] + [(8, 2, 8)] * 4 + [(8, 2)]
+    dp, _ = opt_einsum.contract_path(train, *train_shapes, shapes=True, optimize="dp")
+    assert ea.einsum_path(train, *train_shapes)[0] == [tuple(p) for p in dp]

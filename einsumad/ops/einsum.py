@@ -152,8 +152,8 @@ def einsum(
         *operands: arrays or traced tensors, one per term.
         sizes: sizes of output indices that appear in no operand, e.g. ``{"j": 3}``.
         optimize: how the pairwise path of three or more operands is chosen:
-            None (einsumad's choice: opt_einsum's ``'dp'`` up to 20 operands,
-            ``'auto'`` beyond), True (``'greedy'``, as NumPy), False (no search:
+            None (einsumad's choice: opt_einsum's ``'dp'`` search where it is
+            affordable, ``'auto'`` elsewhere), True (``'greedy'``, as NumPy), False (no search:
             pairwise from left to right, in the order written), a strategy name
             of opt_einsum (``'greedy'``, ``'optimal'``, ``'dp'``, ``'auto'``, ...),
             or an explicit path (``[(1, 2), (0, 1)]``, also in NumPy's
