@@ -10,7 +10,10 @@ generator's own labels (no einsumad parsing involved); each operand's VJP and a 
 with central finite differences of that truth, along random directions (an einsum
 is linear in each operand, so the difference is exact up to rounding); a fifth of
 the cases also in integer dtypes against NumPy (values and dtype) and in float32
-(dtype), a twentieth also compiled.
+(dtype), a twentieth also compiled, a fortieth also as a compiled gradient, and a
+twenty-fifth through ``ea.check_grads`` (float64 and float32), which must pass.
+Three or more operands take a random path strategy; a few cases have up to 25
+operands.
 
 Part 2, **arbitrary input at every public entry point** (``EINSUMAD_FUZZ_CALLS``,
 40,000 by default): random and mutated strings, shapes, operand counts, keyword
@@ -20,7 +23,9 @@ values and argument types thrown at ``ea.einsum``, ``ea.einsum_path``,
 return, or raise einsumad's own error (``EinsumError``) or the ``TypeError``,
 ``ValueError`` or ``IndexError`` NumPy would raise, with a message that is not a
 Python internal one ("string index out of range", "unhashable type", ...); the
-command line must exit 0, 1 or 2, and on 2 print exactly one line.
+command line must exit 0, 1 or 2 (1 only for ``--wrong-vjp``), and on 2 print
+exactly one line. Defects found in modules this fuzz's owner may not change are
+listed in ``KNOWN_ELSEWHERE``, counted in the summary, and reported to their owners.
 
 Each part prints its counts and time.
 """
