@@ -172,11 +172,14 @@ def einsum(
     >>> ea.einsum(W, [0, 1], a, [1], [0])          # the sublist form
     array([ 3., 12.])
     """
+    given: dict[str, int]
+    note: str | None
     if type(subscripts) is str and sizes is None:  # the common call
-        text, operands_list, given, note = subscripts, operands, {}, None
+        text, given, note = subscripts, {}, None
+        operands_list = _as_operands(operands)
     else:
-        text, operands_list, given, note = parse_call(subscripts, operands, sizes)
-    operands_list = _as_operands(operands_list)
+        text, listed, given, note = parse_call(subscripts, operands, sizes)
+        operands_list = _as_operands(listed)
     if dtype is not None:
         operands_list = _cast(operands_list, dtype, casting, text)
     shapes = tuple(o.shape if type(o) is np.ndarray else _shape(o) for o in operands_list)

@@ -1019,7 +1019,7 @@ def _arg_names(fun: Callable, n: int) -> list[str]:
     return parameter_names(fun, n, lambda i: f"args[{i}]")
 
 
-def _element(name: str, index: tuple[int, ...]) -> str:
+def _element(name: str, index: tuple[Any, ...]) -> str:
     """``W[2, 3]`` (or ``W`` for a scalar)."""
     if not index:
         return name
