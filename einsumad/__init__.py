@@ -23,6 +23,7 @@ from .ops import tensor_methods  # noqa: F401  (installs Tensor's operators)
 from .ops.arith import add, divide, exp, log, negative, power, reciprocal, sqrt, square, subtract
 from .ops.compare import stop_gradient
 from .ops.einsum import broadcast_to, einsum, matmul, mean, multiply, sum, transpose
+from .ops.einsum_path import einsum_path
 from .ops.elementary import (
     arccos,
     arcsin,
@@ -61,7 +62,7 @@ __all__ = [
     # derivations a learner can read
     "derive", "Derivation", "matrix_form", "name",
     # the einsum and the op set
-    "einsum", "add", "subtract", "multiply", "divide", "negative", "power", "matmul",
+    "einsum", "einsum_path", "add", "subtract", "multiply", "divide", "negative", "power", "matmul",
     "transpose", "sum", "mean", "exp", "log", "tanh", "sigmoid", "sin", "cos", "sqrt",
     "relu", "reciprocal", "square", "where", "reshape", "broadcast_to", "concatenate", "stack",
     "max", "min", "logsumexp", "softmax", "log_softmax", "maximum", "minimum", "abs", "clip",

@@ -474,6 +474,11 @@ def matrix_form_details(
     given = names is not None
     if names is None:
         names = default_names(terms)
+    elif isinstance(names, str) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise TypeError(
+            f"matrix_form {subscripts!r}: names must be a list of non-empty strings, one per "
+            f"operand, got {names!r}"
+        )
     names = list(names)
     if len(names) != len(terms):
         raise EinsumError(

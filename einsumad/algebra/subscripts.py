@@ -17,15 +17,17 @@ embedding) or be absent from every input (broadcast; its size is in ``sizes``).
 from __future__ import annotations
 
 import functools
+import operator
 import string
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from opt_einsum import get_symbol
 
 from .errors import EinsumError, pointer
 
-__all__ = ["ELLIPSIS", "Subscripts", "Spec", "parse", "resolve", "fresh_symbols"]
+__all__ = ["ELLIPSIS", "Subscripts", "Spec", "parse", "resolve", "fresh_symbols", "checked_sizes",
+           "from_sublists"]
 
 ELLIPSIS = "..."
 _LETTERS = frozenset(string.ascii_letters)
@@ -181,10 +183,15 @@ def _split_arrow(text: str) -> tuple[str, str | None, int]:
 
 
 def _is_named(text: str, pieces: Sequence[str]) -> bool:
-    """Named mode: a term holds two or more names, or a name with a digit or _."""
+    """The rule between letters and names (``...`` is never a name): named mode when
+    some term holds two or more space-separated names, or a name with a digit or ``_``.
+
+    >>> _is_named("", ["batch in", "in out"]), _is_named("", ["... ji"]), _is_named("", ["x_1"])
+    (True, False, True)
+    """
     for piece in pieces:
         words = [w for w in piece.split() if w != ELLIPSIS]
-        if len(piece.split()) >= 2 and words:
+        if len(words) >= 2:
             return True
         if any(ch in string.digits or ch == "_" for w in words for ch in w):
             return True
@@ -254,14 +261,15 @@ def _implicit_output(inputs: Sequence[Term]) -> Term:
     return ((ELLIPSIS,) if has_ellipsis else ()) + tuple(once)
 
 
-@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Subscripts:
     """Parse subscripts in NumPy style or in named style.
 
-    Letter mode (as NumPy): ``"ij,jk->ik"``, implicit ``"ij,jk"``, ``"...ij"``;
-    spaces are ignored. Named mode, chosen when a term holds two or more
-    space-separated names or a name with a digit or underscore:
-    ``"batch in, in out -> batch out"``.
+    The rule between the two styles, in one sentence: the subscripts are named
+    indices when some term holds two or more space-separated names (``...`` is
+    never a name) or a name with a digit or underscore, and single letters
+    otherwise. Letter mode is NumPy's (``"ij,jk->ik"``, implicit ``"ij,jk"``,
+    ``"...ij"``; spaces are ignored, so ``"... ji"`` is the letters ``j`` and
+    ``i``); named mode reads ``"batch in, in out -> batch out"``.
 
     >>> parse("ii").output
     ()
@@ -271,7 +279,12 @@ def parse(text: str) -> Subscripts:
     ('j', 'j')
     """
     if not isinstance(text, str):
-        raise EinsumError(f"subscripts must be a string, got {type(text).__name__}")
+        raise TypeError(f"einsum subscripts must be a string, got {text!r}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Subscripts:
     lhs, rhs, rhs_offset = _split_arrow(text)
     pieces = lhs.split(",")
     named = _is_named(text, pieces + ([rhs] if rhs is not None else []))
@@ -293,11 +306,76 @@ def parse(text: str) -> Subscripts:
             if named
             else _letter_term(text, rhs, rhs_offset, True)
         )
-        if ELLIPSIS in output and not any(ELLIPSIS in t for t in inputs):
-            raise _fail(
-                text, "'...' in the output but in no operand", rhs_offset + rhs.index(".")
-            )
     return Subscripts(text, tuple(inputs), tuple(output), rhs is not None, named)
+
+
+# --------------------------------------------------------------------------- the sublist form
+
+#: NumPy's letters for the integer labels 0..51 of the sublist form.
+_SUBLIST_LETTERS = string.ascii_uppercase + string.ascii_lowercase
+
+
+def from_sublists(sublists: Sequence[Any], output: Any = None) -> tuple[str, dict[Any, str]]:
+    """Subscripts for the sublist form ``einsum(x, [0, 1], y, [1, 2], [0, 2])``.
+
+    Integer labels 0..51 are NumPy's letters (0-25 ``A-Z``, 26-51 ``a-z``), so the
+    implicit output lists them in increasing order, as NumPy does; other hashable
+    labels (opt_einsum accepts any) take the same letters in sorted order.
+    ``Ellipsis`` is ``...``. Returns the subscripts and the letter of each label.
+
+    >>> from_sublists([[0, 1], [1, 2]], [0, 2])
+    ('AB,BC->AC', {0: 'A', 1: 'B', 2: 'C'})
+    >>> from_sublists([[Ellipsis, "i"], ["i"]])[0]
+    '...A,A'
+    """
+    terms = list(sublists) + ([] if output is None else [output])
+    for k, term in enumerate(terms):
+        if not isinstance(term, (list, tuple)):
+            what = "the output" if output is not None and k == len(terms) - 1 else f"operand {k}"
+            raise TypeError(
+                f"einsum: the subscripts of {what} must be a list or a tuple of labels "
+                f"(the sublist form einsum(x, [0, 1], y, [1, 2], [0, 2])); got {term!r}"
+            )
+    labels: dict[Any, None] = {}
+    for term in terms:
+        for label in term:
+            if label is Ellipsis:
+                continue
+            if isinstance(label, bool):
+                raise TypeError(f"einsum: a label is an integer, Ellipsis or another hashable, not {label!r}")
+            try:
+                hash(label)
+            except TypeError:
+                raise TypeError(f"einsum: label {label!r} is not hashable") from None
+            labels.setdefault(_as_int(label))
+    if all(isinstance(label, int) and 0 <= label < len(_SUBLIST_LETTERS) for label in labels):
+        letter = {label: _SUBLIST_LETTERS[label] for label in labels}
+    else:
+        if len(labels) > len(_SUBLIST_LETTERS):
+            raise ValueError(
+                f"einsum: the sublists use {len(labels)} distinct labels; at most "
+                f"{len(_SUBLIST_LETTERS)} are supported"
+            )
+        try:
+            order = sorted(labels)
+        except TypeError:  # labels of mixed types: their order of first appearance
+            order = list(labels)
+        letter = dict(zip(order, _SUBLIST_LETTERS))
+
+    def render(term: Sequence[Any]) -> str:
+        return "".join(ELLIPSIS if t is Ellipsis else letter[_as_int(t)] for t in term)
+
+    text = ",".join(render(t) for t in sublists)
+    if output is not None:
+        text += "->" + render(output)
+    return text, letter
+
+
+def _as_int(label: Any) -> Any:
+    """An integer label (``np.int64(2)`` included) as a Python int; others unchanged."""
+    if isinstance(label, int) or not hasattr(label, "__index__"):
+        return label
+    return operator.index(label)
 
 
 # --------------------------------------------------------------------------- resolve
@@ -375,6 +453,15 @@ def resolve(
                 )
             widths.append(0)
     width = max(widths, default=0)
+    if sub.explicit and width and ELLIPSIS not in sub.output:
+        kept = format_terms(sub.inputs, (ELLIPSIS, *sub.output), sub.named)
+        raise _fail(
+            text,
+            f"the operands have {width} ax{'i' if width == 1 else 'e'}s under '...' but the "
+            "output has no '...'; as in NumPy, an explicit output keeps the ellipsis axes "
+            f"(write {kept!r}), or give them letters to sum them",
+            _output_position(sub, ""),
+        )
     ellipsis_symbols = fresh_symbols(used, width)
     used.update(ellipsis_symbols)
 
@@ -403,7 +490,7 @@ def resolve(
             within[s] = n
             seen.setdefault(s, []).append((k, n))
 
-    given = dict(sizes or {})
+    given = checked_sizes(sizes)
     for key in given:
         if key not in symbol_of:
             raise _fail(text, f"sizes names {key!r}, which is not an index of the subscripts")
@@ -422,7 +509,7 @@ def resolve(
         size_of[s] = distinct.pop() if distinct else 1
     for key, n in given.items():
         s = symbol_of[key]
-        if not isinstance(n, (int,)) or isinstance(n, bool) or n < 0:
+        if n < 0:
             raise _fail(text, f"sizes[{key!r}] must be a non-negative int, got {n!r}")
         if s in size_of and size_of[s] != n and size_of[s] != 1:
             raise _fail(
@@ -458,6 +545,35 @@ def resolve(
     return Spec(
         tuple("".join(t) for t in terms), "".join(output), tuple(sorted(size_of.items())), labels
     )
+
+
+def checked_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
+    """``sizes`` as a dict of index name to int; a TypeError names ``sizes`` otherwise.
+
+    >>> checked_sizes({"j": 3})
+    {'j': 3}
+    >>> checked_sizes([("j", 3)])
+    Traceback (most recent call last):
+    TypeError: einsum: sizes must be a mapping from index to size, e.g. sizes={'j': 3}; got list [('j', 3)]
+    """
+    if sizes is None:
+        return {}
+    if not isinstance(sizes, Mapping):
+        raise TypeError(
+            "einsum: sizes must be a mapping from index to size, e.g. sizes={'j': 3}; "
+            f"got {type(sizes).__name__} {sizes!r}"
+        )
+    out: dict[str, int] = {}
+    for key, n in sizes.items():
+        if not isinstance(key, str):
+            raise TypeError(f"einsum: the keys of sizes are index names (str); got {key!r}")
+        if isinstance(n, bool):
+            raise TypeError(f"einsum: sizes[{key!r}] must be an int, got {n!r}")
+        try:
+            out[key] = operator.index(n)
+        except TypeError:
+            raise TypeError(f"einsum: sizes[{key!r}] must be an int, got {n!r}") from None
+    return out
 
 
 def _named_symbols(names: Sequence[str]) -> dict[str, str]:

@@ -116,14 +116,14 @@ class Plan:
 
 
 def _operands(arrays: Sequence[Any]) -> list[Any]:
-    """Arrays as ndarrays; a Python scalar takes the operands' dtype (NumPy's weak scalars)."""
-    if all(type(a) is np.ndarray for a in arrays):
+    """Arrays as ndarrays of one dtype, as ``numpy.einsum`` casts them: a Python scalar
+    takes the operands' dtype (NumPy's weak scalars), and arrays of mixed dtypes are
+    cast to the common one, so that sums of integers and booleans are taken in the
+    result's dtype (a boolean operand summed alone would be a logical "or")."""
+    if all(type(a) is np.ndarray for a in arrays) and all(a.dtype == arrays[0].dtype for a in arrays):
         return list(arrays)
     dtype = np.result_type(*[a if isinstance(a, (int, float, complex, bool)) else np.asarray(a) for a in arrays])
-    return [
-        np.asarray(a, dtype=dtype) if isinstance(a, (int, float, complex, bool)) else np.asarray(a)
-        for a in arrays
-    ]
+    return [np.asarray(a, dtype=dtype) for a in arrays]
 
 
 def evaluate(spec: Spec, *arrays: Any) -> np.ndarray:
@@ -284,6 +284,17 @@ def _write_distinct(inputs: tuple[str, ...], core: str, shapes: Shapes, integer:
         return _expression(lambda a: _transposed(_summed(a[0], summed, integer), perm))
     if len(inputs) == 0:
         raise ValueError("an einsum needs at least one operand")
+    if "" in inputs and len(inputs) == 2 and inputs[1 - inputs.index("")] != core:
+        # A scalar times a reduction (or permutation) of the other operand.
+        k = inputs.index("")
+        rest = _write_distinct((inputs[1 - k],), core, (shapes[1 - k],), integer)
+
+        def scaled(a: list[str], result: str, temporary: Callable[[], str], k: int = k) -> list[str]:
+            (line,) = rest([a[1 - k]], "inner", temporary)
+            return [f"{result} = {a[k]} * {line[len('inner = '):]}"]
+
+        scaled.accepts_scalars = True  # type: ignore[attr-defined]
+        return scaled
     if _is_broadcast_product(inputs, core, shapes):
         product = _expression(lambda a: f"{a[0]} * {a[1]}")
         product.accepts_scalars = True  # type: ignore[attr-defined]
@@ -461,15 +472,97 @@ def _core_equation(spec: Spec) -> str:
     return ",".join("".join(letters[s] for s in t) for t in spec.inputs) + "->" + "".join(letters[s] for s in output)
 
 
-@functools.lru_cache(maxsize=4096)
-def contraction_path(spec: Spec, shapes: Shapes) -> tuple[tuple[int, ...], ...]:
-    """opt_einsum's optimised pairwise path for ``spec`` on these shapes (cached).
+#: ``optimize=True`` means NumPy's choice.
+_TRUE_STRATEGY = "greedy"
+#: Up to this many operands the dynamic-programming search is always affordable.
+_DP_ALWAYS = 10
+#: Up to this many, it is used when at most one index joins three or more operands,
+#: and that one at most ``_DP_HYPEREDGE`` of them (each subset of those is a
+#: connected sub-network the search visits).
+_DP_SPARSE = 20
+_DP_HYPEREDGE = 10
 
-    Up to 20 operands the dynamic-programming search (exact for the flop count on
-    networks without outer products; tens of milliseconds, paid once per shape
-    signature) finds the sweep of a tensor train that greedy search misses; beyond
-    that, opt_einsum's "auto" choice.
+
+def contraction_path(spec: Spec, shapes: Shapes, optimize: Any = None) -> tuple[tuple[int, ...], ...]:
+    """The pairwise path for ``spec`` on these shapes (cached), opt_einsum's convention:
+    each step names positions in the current operand list, and its result is appended.
+
+    ``optimize`` None is einsumad's choice: opt_einsum's dynamic-programming search
+    (exact for the flop count on networks without outer products) up to 10
+    operands, and up to 20 when at most one index is shared by three or more
+    operands, and by at most 10 (a batch index): it finds the sweep of a tensor
+    train that greedy search misses, in tens of milliseconds paid once per shape
+    signature. Beyond, and on networks where indices join many operands (there
+    the search visits every connected subset: a minute for 18 small operands),
+    opt_einsum's "auto" choice.
+    True is NumPy's ``'greedy'``; False contracts from left to right without a
+    search; a string is an opt_einsum strategy (``'optimal'``, ``'dp'``,
+    ``'auto'``, ...); a tuple of steps is used as given. A zero-size axis costs
+    nothing: the search sees it as size 1 (opt_einsum finds no path with a size
+    of zero).
+
+    >>> from einsumad.algebra.subscripts import parse, resolve
+    >>> spec = resolve(parse("ab,bc,cd->ad"), [(0, 2), (2, 3), (3, 4)])
+    >>> contraction_path(spec, ((0, 2), (2, 3), (3, 4)))
+    ((0, 1), (0, 1))
+    >>> contraction_path(spec, ((0, 2), (2, 3), (3, 4)), False)  # left to right
+    ((0, 1), (0, 1))
     """
-    strategy = "dp" if len(spec.inputs) <= 20 else "auto"
-    path, _ = opt_einsum.contract_path(_core_equation(spec), *shapes, shapes=True, optimize=strategy)
+    return _contraction_path(spec, tuple(tuple(s) for s in shapes), optimize)
+
+
+@functools.lru_cache(maxsize=4096)
+def _contraction_path(spec: Spec, shapes: Shapes, optimize: Any) -> tuple[tuple[int, ...], ...]:
+    n = len(spec.inputs)
+    if isinstance(optimize, tuple):
+        return optimize
+    if optimize is False:  # left to right: each result joins the end, the next operand is first
+        if n < 2:
+            return ((0,),) if n else ()
+        return ((0, 1),) + tuple((0, n - k - 1) for k in range(1, n - 1))
+    if optimize is None:
+        strategy: Any = "dp" if _dp_affordable(spec) else "auto"
+    elif optimize is True:
+        strategy = _TRUE_STRATEGY
+    elif isinstance(optimize, str):
+        try:
+            opt_einsum.paths.get_path_fn(optimize)
+        except KeyError:
+            raise ValueError(
+                f"optimize={optimize!r} is not a path strategy; use True, False, None, an explicit "
+                f"path, or one of {', '.join(sorted(opt_einsum.paths._PATH_OPTIONS))}"
+            ) from None
+        strategy = optimize
+    elif isinstance(optimize, opt_einsum.paths.PathOptimizer):
+        strategy = optimize
+    else:
+        raise TypeError(
+            f"optimize must be None, True, False, a strategy name or a path, got {optimize!r}"
+        )
+    searched = tuple(tuple(max(size, 1) for size in shape) for shape in shapes)
+    path, _ = opt_einsum.contract_path(_core_equation(spec), *searched, shapes=True, optimize=strategy)
     return tuple(tuple(step) for step in path)
+
+
+def _dp_affordable(spec: Spec) -> bool:
+    """Whether the dynamic-programming search is affordable on ``spec``'s network.
+
+    >>> _dp_affordable(Spec(tuple("ab" for _ in range(12)), "", (("a", 2), ("b", 2))))
+    False
+    >>> _dp_affordable(Spec(tuple("a" for _ in range(12)), "", (("a", 2),)))
+    False
+    >>> _dp_affordable(Spec(tuple(chr(97 + k) + chr(98 + k) for k in range(15)), "",
+    ...                     tuple((chr(97 + k), 2) for k in range(16))))
+    True
+    """
+    n = len(spec.inputs)
+    if n <= _DP_ALWAYS:
+        return True
+    if n > _DP_SPARSE:
+        return False
+    joins: dict[str, int] = {}
+    for term in spec.inputs:
+        for s in set(term):
+            joins[s] = joins.get(s, 0) + 1
+    shared = [count for count in joins.values() if count >= 3]
+    return len(shared) <= 1 and all(count <= _DP_HYPEREDGE for count in shared)

@@ -37,8 +37,10 @@ def literal(value: Any) -> str | None:
     if isinstance(value, (int, float, complex)) and not isinstance(value, np.generic):
         return _number(value)
     if isinstance(value, np.generic) and value.dtype.kind in "biufc":
-        if value.dtype == np.float64 or value.dtype == np.int64 or value.dtype.kind == "b":
-            return _number(value.item())
+        # A NumPy scalar keeps its dtype in arithmetic (a Python number adapts), so it
+        # is written as one: np.float64(0.5) * float32 array is float64, 0.5 * it is not.
+        if value.dtype.kind == "b":
+            return repr(bool(value))
         return f"np.{value.dtype.name}({value.item()!r})"
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biufc":
         return literal(value[()])

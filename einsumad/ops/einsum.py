@@ -18,9 +18,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..algebra import swap as algebra
-from ..algebra.subscripts import Spec, fresh_symbols, parse, resolve
+from ..algebra.errors import EinsumError
+from ..algebra.subscripts import Spec, checked_sizes, fresh_symbols, from_sublists, parse, resolve
 from ..core.backend import contraction_path
 from ..core.einsum import broadcast_batched, einsum_p
+from ..core.structural import astype_p
 from ..core.tape import Tensor, register_numpy_equivalent, unbox
 
 __all__ = [
@@ -45,33 +47,120 @@ def _resolved(subscripts: str, shapes: tuple, sizes: tuple) -> Spec:
 
 
 def _as_operands(operands: Sequence[Any]) -> list[Any]:
-    """Lists and Python scalars become arrays of the operands' common dtype."""
-    if all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
-        return list(operands)
-    dtype = np.result_type(
-        *[unbox(o) if isinstance(o, (np.ndarray, Tensor)) else np.asarray(o) if isinstance(o, (list, tuple)) else o for o in operands]
-    )
-    return [o if isinstance(o, (np.ndarray, Tensor)) else np.asarray(o, dtype=dtype) for o in operands]
+    """Operands of one dtype, the common one, as NumPy's einsum casts them before it
+    contracts: lists and Python scalars become arrays of it, and an operand of another
+    dtype is cast (so that a pairwise path sums integers and booleans in the result's
+    dtype, and its values are NumPy's)."""
+    if all(type(o) is np.ndarray for o in operands):  # the common call, checked cheaply
+        if all(o.dtype == operands[0].dtype for o in operands):
+            return list(operands)
+    elif all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
+        dtypes = [np.result_type(unbox(o)) for o in operands]
+        if all(d == dtypes[0] for d in dtypes):
+            return list(operands)
+    values = [
+        unbox(o) if isinstance(o, (np.ndarray, Tensor)) else np.asarray(o) if isinstance(o, (list, tuple)) else o
+        for o in operands
+    ]
+    dtype = np.result_type(*values)
+    out: list[Any] = []
+    for o in operands:
+        if not isinstance(o, (np.ndarray, Tensor)):
+            out.append(np.asarray(o, dtype=dtype))
+        elif np.result_type(unbox(o)) != dtype:
+            out.append(astype_p(o, dtype=dtype))
+        else:
+            out.append(o)
+    return out
 
 
-def einsum(subscripts: str, *operands: Any, sizes: Mapping[str, int] | None = None) -> Any:
+def parse_call(
+    subscripts: Any, operands: Sequence[Any], sizes: Mapping[Any, int] | None
+) -> tuple[str, list[Any], dict[str, int], str | None]:
+    """The two calling forms of ``einsum`` as (subscripts, operands, sizes, note).
+
+    The string form ``einsum("ij,jk->ik", x, y)``, or NumPy's sublist form
+    ``einsum(x, [0, 1], y, [1, 2], [0, 2])``, converted to subscripts; ``note``
+    then says how the sublists were read, for error messages.
+    """
+    if isinstance(subscripts, str):
+        return subscripts, list(operands), checked_sizes(sizes), None
+    args = (subscripts, *operands)
+    if len(args) < 2:
+        raise TypeError(
+            f"einsum: the first argument is the subscripts string (e.g. 'ij,jk->ik'), or an "
+            f"operand followed by its list of labels (the sublist form); got only {subscripts!r}"
+        )
+    arrays, sublists = list(args[0:-1:2]), list(args[1::2])
+    output = args[-1] if len(args) % 2 else None
+    text, letter = from_sublists(sublists, output)
+    if sizes is not None and isinstance(sizes, Mapping):
+        sizes = {letter.get(key, key): n for key, n in sizes.items()}
+    note = f"(the sublists were read as {text!r}: " + ", ".join(f"{k!r} is {v}" for k, v in letter.items()) + ")"
+    return text, arrays, checked_sizes(sizes), note
+
+
+def _cast(operands: list[Any], dtype: Any, casting: str, subscripts: str) -> list[Any]:
+    """Operands cast to ``dtype`` under NumPy's ``casting`` rule (``'safe'`` by default)."""
+    if casting not in ("no", "equiv", "safe", "same_kind", "unsafe"):
+        raise ValueError(
+            f"einsum: casting must be 'no', 'equiv', 'safe', 'same_kind' or 'unsafe', got {casting!r}"
+        )
+    target = np.dtype(dtype)
+    out = []
+    for k, o in enumerate(operands):
+        source = np.result_type(unbox(o))
+        if not np.can_cast(source, target, casting):  # type: ignore[arg-type]
+            raise TypeError(
+                f"einsum {subscripts!r}: cannot cast operand {k} from {source} to {target} "
+                f"under casting={casting!r}, as NumPy; pass casting='same_kind' or 'unsafe' "
+                "to allow it"
+            )
+        out.append(o if source == target else astype_p(o, dtype=target))
+    return out
+
+
+def einsum(
+    subscripts: Any,
+    *operands: Any,
+    sizes: Mapping[str, int] | None = None,
+    optimize: Any = None,
+    dtype: Any = None,
+    casting: str = "safe",
+) -> Any:
     """Generalised Einstein summation, differentiable in every operand.
 
     Accepts everything :func:`numpy.einsum` accepts (implicit output, ``...``,
-    broadcasting of size-1 axes, repeated letters within an operand), and two
+    broadcasting of size-1 axes, repeated letters within an operand, the
+    sublist form ``einsum(x, [0, 1], y, [1, 2], [0, 2])``), and two
     generalised output forms: a repeated output letter embeds a diagonal
     (``"i->ii"``), and an output letter absent from every operand broadcasts
-    (``"i->ij"``, its size given in ``sizes``). Named indices work too:
-    ``"batch in, in out -> batch out"``.
+    (``"i->ij"``, its size given in ``sizes``).
+
+    Letters or names: the subscripts are named indices
+    (``"batch in, in out -> batch out"``) when some term holds two or more
+    space-separated names (``...`` is never a name) or a name with a digit or
+    underscore, and single letters otherwise, as in NumPy (spaces are ignored:
+    ``"... ji"`` is the letters ``j`` and ``i``).
 
     Three or more operands are contracted pairwise along opt_einsum's optimised
     path; when traced, each pairwise step is recorded, so the gradient costs a
-    small multiple of the forward pass.
+    small multiple of the forward pass (see :func:`einsum_path`).
 
     Args:
-        subscripts: the einsum subscripts.
+        subscripts: the einsum subscripts (or, in the sublist form, the first operand).
         *operands: arrays or traced tensors, one per term.
-        sizes: sizes of output indices that appear in no operand.
+        sizes: sizes of output indices that appear in no operand, e.g. ``{"j": 3}``.
+        optimize: how the pairwise path of three or more operands is chosen:
+            None (einsumad's choice: opt_einsum's ``'dp'`` search where it is
+            affordable, ``'auto'`` elsewhere), True (``'greedy'``, as NumPy), False (no search:
+            pairwise from left to right, in the order written), a strategy name
+            of opt_einsum (``'greedy'``, ``'optimal'``, ``'dp'``, ``'auto'``, ...),
+            or an explicit path (``[(1, 2), (0, 1)]``, also in NumPy's
+            ``['einsum_path', (1, 2), (0, 1)]`` form).
+        dtype: compute in this dtype, as NumPy: operands are cast to it under
+            the ``casting`` rule.
+        casting: NumPy's casting rule for ``dtype`` (default ``'safe'``).
 
     >>> import numpy as np, einsumad as ea
     >>> W, a = np.arange(6.0).reshape(2, 3), np.ones(3)
@@ -80,16 +169,74 @@ def einsum(subscripts: str, *operands: Any, sizes: Mapping[str, int] | None = No
     >>> ea.einsum("i->ij", np.array([1.0, 2.0]), sizes={"j": 3})
     array([[1., 1., 1.],
            [2., 2., 2.]])
+    >>> ea.einsum(W, [0, 1], a, [1], [0])          # the sublist form
+    array([ 3., 12.])
     """
-    operands_list = _as_operands(operands)
-    shapes = tuple(_shape(o) for o in operands_list)
-    spec = _resolved(subscripts, shapes, tuple(sorted(sizes.items())) if sizes else ())
-    if len(operands_list) <= 2 or not any(isinstance(o, Tensor) for o in operands_list):
+    given: dict[str, int]
+    note: str | None
+    if type(subscripts) is str and sizes is None:  # the common call
+        text, given, note = subscripts, {}, None
+        operands_list = _as_operands(operands)
+    else:
+        text, listed, given, note = parse_call(subscripts, operands, sizes)
+        operands_list = _as_operands(listed)
+    if dtype is not None:
+        operands_list = _cast(operands_list, dtype, casting, text)
+    shapes = tuple(o.shape if type(o) is np.ndarray else _shape(o) for o in operands_list)
+    try:
+        spec = _resolved(text, shapes, tuple(sorted(given.items())) if given else ())
+    except EinsumError as error:
+        if note is None:
+            raise
+        raise EinsumError(f"{error}\n{note}") from None
+    steps = None if optimize is None else checked_path(optimize, len(operands_list), text)
+    if len(operands_list) <= 2 or (optimize is None and not any(isinstance(o, Tensor) for o in operands_list)):
         return einsum_p(*operands_list, spec=spec)
-    # Record the pairwise steps of the optimised path: each is an einsum whose
-    # VJP is the swap, so the gradient costs a small multiple of the forward pass.
-    path = contraction_path(spec, shapes)
+    # Record the pairwise steps of the path: each is an einsum whose VJP is the
+    # swap, so the gradient costs a small multiple of the forward pass.
+    path = steps if steps is not None else contraction_path(spec, shapes, optimize)
     return algebra.run_pairwise(spec, path, operands_list, lambda step, chosen: einsum_p(*chosen, spec=step))
+
+
+def checked_path(optimize: Any, n: int, subscripts: str) -> tuple[tuple[int, ...], ...] | None:
+    """An explicit path in ``optimize`` as a tuple of steps, validated for ``n``
+    operands; None when ``optimize`` names a strategy (validated by the backend).
+
+    >>> checked_path([(1, 2), (0, 1)], 3, "ij,jk,kl")
+    ((1, 2), (0, 1))
+    >>> checked_path(["einsum_path", (0, 1)], 2, "ij,jk")
+    ((0, 1),)
+    """
+    if optimize is None or isinstance(optimize, (bool, str)) or not isinstance(optimize, (list, tuple)):
+        return None
+    steps = list(optimize)
+    if steps and steps[0] == "einsum_path":  # NumPy's form of a path
+        steps = steps[1:]
+    where = f"einsum {subscripts!r}: optimize={list(optimize)!r}"
+    remaining = n
+    out = []
+    for number, step in enumerate(steps, 1):
+        if not isinstance(step, (list, tuple)) or not step:
+            raise ValueError(f"{where}: step {number} is {step!r}, not a tuple of operand positions")
+        positions = []
+        for p in step:
+            if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+                raise TypeError(f"{where}: step {number} holds {p!r}; positions are ints")
+            if not 0 <= p < remaining:
+                raise ValueError(
+                    f"{where}: step {number} names operand {p}, but {remaining} operand(s) "
+                    "remain at that step (each step appends its result at the end)"
+                )
+            positions.append(int(p))
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"{where}: step {number} names an operand twice")
+        remaining -= len(positions) - 1
+        out.append(tuple(positions))
+    if remaining != 1 and n > 0:
+        raise ValueError(
+            f"{where}: the path leaves {remaining} operands; it must contract all {n} into one"
+        )
+    return tuple(out)
 
 
 register_numpy_equivalent(np.einsum, "ea.einsum")

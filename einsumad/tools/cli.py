@@ -13,6 +13,7 @@ line ``einsumad: error: ...`` on stderr.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from typing import Any, Callable, NoReturn, Sequence
@@ -22,9 +23,10 @@ import numpy as np
 from .. import version
 from ..algebra.errors import EinsumError
 from ..algebra.matrix import default_names, matrix_form_details
-from ..algebra.subscripts import parse
+from ..algebra.subscripts import parse, resolve
 from ..algebra.swap import vjp_subscripts
 from ..ops.einsum import einsum
+from ..ops.einsum_path import einsum_path
 from ..transforms.autodiff import jvp, vjp
 from ..transforms.extend import defjvp, defvjp, primitive
 from .testing import _check_grads
@@ -32,6 +34,12 @@ from .testing import _check_grads
 __all__ = ["main"]
 
 PROG = "python -m einsumad"
+
+#: ``check`` refuses operands and output larger than this many elements in all...
+MAX_ELEMENTS = 10**7
+#: ... or an einsum whose one evaluation costs more flops than this: the check
+#: evaluates it once per element of small operands and per random direction.
+MAX_FLOPS = 10**9
 
 _DESCRIPTION = """\
 einsumad: automatic differentiation in tensor index notation.
@@ -119,10 +127,13 @@ def _parser() -> _Parser:
     check.add_argument(
         "--sizes", help="sizes of output indices found in no operand, e.g. j=3,k=2"
     )
-    check.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    check.add_argument(
+        "--seed", type=_seed, default=0, help="random seed, a non-negative integer (default 0)"
+    )
     check.add_argument(
         "--dtype", choices=("float32", "float64"), default="float64",
-        help="dtype of the operands (default float64); tolerances follow it",
+        help="dtype of the operands (default float64); derivatives are checked on float64 "
+        "copies against finite differences, and in this dtype against float64",
     )
     check.add_argument(
         "--order", type=int, choices=(1, 2), default=1, help="derivative order (default 1)"
@@ -135,6 +146,17 @@ def _parser() -> _Parser:
     )
     check.set_defaults(run=_run_check)
     return parser
+
+
+def _seed(text: str) -> int:
+    """A non-negative integer (NumPy's seeds); argparse reports anything else."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: give a non-negative integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {value}: give a non-negative integer")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_BadInput, EinsumError) as error:
         _report(str(error))
         return 2
+    except MemoryError:
+        _report("out of memory: use smaller shapes")
+        return 2
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
 
@@ -165,7 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _names(text: str | None, terms: Sequence[Sequence[str]]) -> list[str]:
     if text is None:
-        return list(default_names(terms))
+        try:
+            return list(default_names(terms))
+        except IndexError:  # more operands than default_names has letters: number them
+            return [f"x{k}" for k in range(len(terms))]
     names = [n.strip() for n in text.split(",")]
     if len(names) != len(terms) or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names):
         raise _BadInput(
@@ -299,11 +327,25 @@ def _run_check(args: argparse.Namespace) -> int:
     sizes = _parse_sizes(args.sizes)
     names = _names(args.names, sub.inputs)
     dtype = np.dtype(args.dtype)
-    try:  # do the shapes fit the subscripts?
-        out = einsum(args.subscripts, *[np.zeros(s, dtype) for s in shapes], sizes=sizes)
+    try:  # do the shapes fit the subscripts? (checked on the shapes, before any array exists)
+        spec = resolve(sub, shapes, sizes)
+        _, path = einsum_path(args.subscripts, *shapes, sizes=sizes)
     except (EinsumError, ValueError) as error:
         message = re.sub(r"pass sizes=\{'(\w+)': n\}", r"pass --sizes \1=N", str(error))
         raise _BadInput(message) from None
+    out_shape = spec.shape(spec.output)
+    elements = sum(math.prod(s) for s in shapes) + math.prod(out_shape)
+    if elements > MAX_ELEMENTS or path.forward_flops > MAX_FLOPS:
+        what = (
+            f"the operands and the output hold {elements:.3g} elements (at most {MAX_ELEMENTS:.0e})"
+            if elements > MAX_ELEMENTS
+            else f"one evaluation costs {path.forward_flops:.3g} flops (at most {MAX_FLOPS:.0e})"
+        )
+        raise _BadInput(
+            f"--shapes {args.shapes!r}: too large to check on random data: {what}, and the "
+            "check evaluates the einsum many times; use smaller shapes"
+        )
+    out = einsum(args.subscripts, *[np.zeros(s, dtype) for s in shapes], sizes=sizes)
     rng = np.random.default_rng(args.seed)
     operands = tuple(rng.standard_normal(s).astype(dtype) for s in shapes)
     fun = _einsum_fun(args.subscripts, sizes, args.wrong_vjp, len(shapes))
@@ -334,7 +376,7 @@ def _run_check(args: argparse.Namespace) -> int:
         row += [f"{worst:.1e}", first[0].how if first else "-"]
         rows.append(row)
     print(_table(rows))
-    if report.failures:
+    if report.failed:
         print()
         print(report.message())
         return 1

@@ -456,7 +456,9 @@ def emit(
         if slot in names:
             return names[slot]
         value = program.values[slot]
-        text = literal(value) if not isinstance(value, np.ndarray) or value.ndim == 0 else None
+        # Python numbers (and NumPy scalars) are written in place; arrays, 0-d ones
+        # included, are bound by name, so their dtype acts as it did when traced.
+        text = literal(value) if not isinstance(value, np.ndarray) else None
         if text is not None:
             return text
         const = fresh("c")

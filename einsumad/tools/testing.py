@@ -27,10 +27,27 @@ Design decisions:
   ``check_vjp``). Three directions are used against rounding bad luck. When a
   direction fails, the argument is checked element by element (up to 4096
   elements) to name the worst element.
-* **Finite differences in float64.** Arguments are upcast to float64 copies;
-  ``eps``, ``rtol`` and ``atol`` default by the lowest precision among the
-  arguments and outputs (float64: 1e-5, 1e-5, 1e-5; float32: 1e-3, 2e-3, 2e-3).
-  An element fails when ``|analytic - numeric| > atol + rtol * |numeric|``.
+* **Finite differences in float64, and tolerances of the reference.** The
+  floating-point arguments are upcast to float64 copies, and the analytic
+  derivatives are compared with the finite differences on those copies:
+  ``eps``, ``rtol`` and ``atol`` follow the precision of that reference (the
+  dtype ``fun`` returns on float64 arguments: float64 gives 1e-5, 1e-5, 1e-5;
+  float32 1e-3, 2e-3, 2e-3), never the dtype of the user's arguments, so a
+  gradient 0.2 % off fails on float32 arguments too. Arguments in a lower
+  precision (float32) are checked once more: the derivatives evaluated on them
+  must agree with those evaluated in float64, within the tolerances of their
+  own dtype. An element fails when ``|analytic - numeric| > atol + rtol * |numeric|``.
+* **Kinks.** Where an element fails, the one-sided differences are compared:
+  if they disagree, ``fun`` has a kink within the step (a ``relu`` whose
+  pre-activation is 1e-6 from 0). The step is shrunk until the one-sided
+  differences agree, and the central difference at that step is the
+  reference. If they never agree, the kink is at the point itself, where no
+  derivative exists: the analytic value passes if it lies from one one-sided
+  derivative to the other (a generalised gradient: relu'(0) in [0, 1]), and the
+  message says so when it does not.
+* **Pytrees.** Arguments may be nested dicts, lists and tuples of arrays
+  (``params = {"W1": ..., "b1": ...}``); every leaf is checked and named by its
+  path (``params['W1'][3, 7]``).
 * **Messages point at the culprit.** They name the mode, the argument (by the
   parameter names of ``fun``, else ``args[1]``), the worst element, both values,
   and which other modes agree: "rev" wrong while "fwd" is right points at a
@@ -45,8 +62,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..algebra.errors import GradientCheckError
+from ..core.general import RuleError
 from ..core.names import parameter_names
-from ..core.pytree import tree_flatten, tree_unflatten
+from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
 from ..core.tape import Tensor
 from ..transforms.autodiff import jvp, vjp
 
@@ -58,6 +76,8 @@ SMALL = 64
 LOCALISE = 4096
 #: Random directions per large argument.
 DIRECTIONS = 3
+#: Failing elements examined for a kink (and given a finer reference) per comparison.
+LOOK_CLOSER = 64
 
 # dtype -> (eps, rtol, atol)
 _DEFAULTS = {
@@ -72,6 +92,7 @@ _MODE_NAMES = {
     "grad_fun": "the gradient returned by grad_fun",
     "einsumad": "einsumad's gradient ('rev')",
 }
+_FLOAT64 = "the same derivative in float64"
 
 
 # ===================================================================== public API
@@ -102,19 +123,22 @@ def check_grads(
     Args:
         fun: a function of arrays built from einsumad ops; it may return an
             array of any shape or a pytree of arrays.
-        args: the arguments, a tuple of arrays (a single array is allowed).
-            Integer arguments are held constant; pytrees are not accepted.
+        args: the arguments, a tuple (a list counts as a tuple; a single array
+            or dict is one argument). Each is an array or a pytree of arrays
+            (nested dicts, lists, tuples); integer leaves are held constant.
         order: 1 or 2 (order 2 runs only once order 1 passes).
         modes: a subset of ``("rev", "fwd")``.
-        eps: the finite-difference step; by dtype when None.
-        atol: absolute tolerance; by dtype when None.
-        rtol: relative tolerance; by dtype when None.
+        eps: the finite-difference step; by the precision of the reference when None.
+        atol: absolute tolerance; by the precision of the reference when None.
+        rtol: relative tolerance; by the precision of the reference when None.
         seed: seed of the random cotangents and directions.
 
     Raises:
         GradientCheckError: (an ``AssertionError``) on a mismatch. The message
-            names the mode, the argument and its worst element (``W[2, 3]``),
-            the analytic and numeric values, and whether the other modes agree.
+            names the mode, the argument and its worst element (``W[2, 3]``,
+            ``params['W1'][3, 7]``), the analytic and numeric values, and whether
+            the other modes agree; or says why a mode cannot run (forward mode
+            of a primitive whose VJP is written in NumPy and which has no JVP).
 
     >>> import numpy as np, einsumad as ea
     >>> W, a = np.arange(6.0).reshape(2, 3) / 6, np.array([0.5, -1.0, 2.0])
@@ -130,7 +154,7 @@ def check_grads(
       worst element x[1]: rev gives 8, finite differences give 12 (|difference| 4 > tolerance 0.00013)
     """
     report = _check_grads(fun, args, order, modes, eps, atol, rtol, seed)
-    if report.failures:
+    if report.failed:
         raise GradientCheckError(report.message())
 
 
@@ -148,9 +172,14 @@ def check_gradient(
 
     ``fun`` may be plain NumPy; ``grad_fun(*args)`` returns the gradient with
     respect to every argument, a tuple (a single array when there is one
-    argument). The gradients are compared
+    argument); an argument may be a pytree (``params = {"W1": ..., "b1": ...}``),
+    and its gradient is then a pytree of the same structure. The gradients are
+    compared
 
-    * with central finite differences of ``fun`` in float64, always;
+    * with central finite differences of ``fun`` in float64, always, with the
+      tolerances of that float64 reference (for float32 arguments too, whose
+      gradients must in addition agree with those computed on float64 copies,
+      within float32 tolerances);
     * with einsumad's own gradient, when ``fun`` can be traced: it is called
       on einsumad-traced arguments, and if that raises ``TypeError`` or
       ``AttributeError`` (a NumPy function applied to a traced value, e.g.
@@ -165,11 +194,12 @@ def check_gradient(
     Args:
         fun: a function of floating-point arrays returning a scalar.
         grad_fun: a function of the same arguments returning one gradient per
-            argument, each of its argument's shape.
-        args: a tuple of arrays (a single array is allowed).
-        eps: the finite-difference step; by dtype when None.
-        atol: absolute tolerance; by dtype when None.
-        rtol: relative tolerance; by dtype when None.
+            argument, each of its argument's shape (and pytree structure).
+        args: a tuple of arrays or pytrees of arrays (a single array or dict is
+            allowed).
+        eps: the finite-difference step; by the precision of the reference when None.
+        atol: absolute tolerance; by the precision of the reference when None.
+        rtol: relative tolerance; by the precision of the reference when None.
         seed: seed of the random directions for large arguments.
 
     Raises:
@@ -196,45 +226,59 @@ def check_gradient(
       worst element W[1, 0]: grad_fun gives 1.5729, finite differences give 0.786448 (|difference| 0.786 > tolerance 1.8e-05)
       it equals the expected W transposed: the two
     """
-    args = _as_args(args, "check_gradient")
-    for i, a in enumerate(args):
+    args = _as_args(args)
+    leaves = _Leaves.of(args, _arg_names(fun, len(args)), "check_gradient")
+    for a, name in zip(leaves.arrays, leaves.names):
         if not np.issubdtype(a.dtype, np.floating):
             raise TypeError(
-                f"check_gradient: argument {i} has dtype {a.dtype}; every argument is "
+                f"check_gradient: argument {name} has dtype {a.dtype}; every argument is "
                 "differentiated, so pass floating-point arrays"
             )
-    names = _arg_names(fun, len(args))
     value = np.asarray(fun(*args))
     if value.shape != () or not np.issubdtype(value.dtype, np.number):
         raise TypeError(
             f"check_gradient: fun must return a scalar, but it returned shape {value.shape}; "
             "for other outputs use ea.check_grads"
         )
-    given = _validated_gradients(grad_fun(*args), args, names)
-    tol = _tolerances([a.dtype for a in args] + [value.dtype], eps, atol, rtol)
-    ours = _einsumad_gradient(fun, args)
+    leaves64 = [np.array(a, dtype=np.float64) for a in leaves.arrays]
+    args64 = leaves.rebuild(leaves64)
+    reference = np.asarray(fun(*args64))  # what finite differences evaluate
+    given64 = _validated_gradients(grad_fun(*args64), args, leaves)
+    tol = _tolerances([reference.dtype], eps, atol, rtol)
+    ref_eps = _machine_eps([reference.dtype])
+    ours = _einsumad_gradient(fun, args64, leaves)
     rng = np.random.default_rng(seed)
-    args64 = [np.array(a, dtype=np.float64) for a in args]
 
     def pairing(*a: np.ndarray) -> float:
-        return float(np.asarray(fun(*a), dtype=np.float64))
+        return float(np.asarray(fun(*leaves.rebuild(a)), dtype=np.float64))
 
     report = _Report("check_gradient")
-    for i, x in enumerate(args):
-        sources: dict[str, Any] = {"grad_fun": np.asarray(given[i], dtype=np.float64)}
+    for i, (x, name) in enumerate(zip(leaves.arrays, leaves.names)):
+        sources: dict[str, Any] = {"grad_fun": np.asarray(given64[i], dtype=np.float64)}
         if ours is not None:
             sources["einsumad"] = np.asarray(ours[i], dtype=np.float64)
         report.outcomes += _check_argument(
-            pairing, args64, i, x, names[i], sources, tol, rng, order=1, label="fun"
+            pairing, leaves64, i, x, name, sources, tol, rng, order=1, label="fun", ref_eps=ref_eps
         )
         if ours is not None:
             report.outcomes.append(
                 _compare_full(
                     sources["grad_fun"], sources["einsumad"], "grad_fun", "einsumad's gradient",
-                    i, names[i], x, tol, 1, "fun", "element by element",
+                    i, name, x, tol, 1, "fun", "element by element",
                 )
             )
-    if report.failures:
+    if any(a.dtype != np.float64 for a in leaves.arrays):
+        # The arguments as given (float32): grad_fun must agree with itself in float64.
+        given = _validated_gradients(grad_fun(*args), args, leaves)
+        tol_own = _tolerances([a.dtype for a in leaves.arrays] + [value.dtype], eps, atol, rtol)
+        for i, (x, name) in enumerate(zip(leaves.arrays, leaves.names)):
+            report.outcomes.append(
+                _compare_full(
+                    np.asarray(given[i], dtype=np.float64), np.asarray(given64[i], dtype=np.float64),
+                    "grad_fun", _FLOAT64, i, name, x, tol_own, 1, "fun", "element by element",
+                )
+            )
+    if report.failed:
         raise GradientCheckError(report.message())
 
 
@@ -246,7 +290,7 @@ class _Outcome:
     """One mode compared with one reference for one argument."""
 
     mode: str
-    reference: str  # "finite differences" or "einsumad's gradient"
+    reference: str  # "finite differences", "einsumad's gradient" or _FLOAT64
     position: int
     name: str
     shape: tuple[int, ...]
@@ -263,6 +307,7 @@ class _Outcome:
     full: tuple[np.ndarray, np.ndarray] | None = None  # (analytic, reference) arrays
     rtol: float = 0.0
     atol: float = 0.0
+    note: str | None = None  # what a closer look at the worst element found (a kink)
 
     @property
     def ok(self) -> bool:
@@ -271,25 +316,35 @@ class _Outcome:
 
 @dataclass
 class _Report:
-    """All outcomes of one check, and the failure message."""
+    """All outcomes of one check, the modes that could not run, and the failure message."""
 
     tool: str
     outcomes: list[_Outcome] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # why a mode could not run
 
     @property
     def failures(self) -> list[_Outcome]:
         return [o for o in self.outcomes if not o.ok]
 
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures or self.broken)
+
     def message(self) -> str:
+        lines = list(self.broken)
+        if not self.failures:
+            if self.broken and any(o.mode == "rev" for o in self.outcomes):
+                lines.append("  reverse mode ('rev') agrees with finite differences for every argument")
+            return "\n".join(lines)
         # The headline: lowest order first, then the first argument, then finite
-        # differences (the independent truth) before einsumad's gradient.
+        # differences (the independent truth) before the other references.
         failures = sorted(
             self.failures,
             key=lambda o: (o.order, o.position, o.reference != "finite differences"),
         )
         head = failures[0]
         what = "" if head.label == "fun" else f" of {head.label} (order {head.order})"
-        lines = [
+        lines += [
             f"{self.tool}: {_MODE_NAMES.get(head.mode, head.mode)}{what} disagrees with "
             f"{head.reference} for argument {head.name} (shape {head.shape}, {head.dtype})",
             f"  worst element {head.where}: {head.mode} gives {head.analytic:.6g}, "
@@ -297,7 +352,7 @@ class _Report:
             f"{head.numeric:.6g} (|difference| {head.error:.3g} > tolerance {head.bound:.2g})",
         ]
         if head.how != "element by element":
-            lines[1] = lines[1].replace(
+            lines[-1] = lines[-1].replace(
                 "worst element", f"checked {head.how} ({head.name} is too large to localise), worst:", 1
             )
         lines += ["  " + h for h in _hints(head, self.outcomes)]
@@ -318,7 +373,9 @@ class _Report:
 
 def _hints(head: _Outcome, outcomes: list[_Outcome]) -> list[str]:
     hints: list[str] = []
-    if head.full is not None:
+    if head.note is not None:
+        hints.append(head.note)
+    elif head.full is not None:
         a, n = head.full
         close = lambda p, q: bool(np.all(np.abs(p - q) <= head.atol + head.rtol * np.abs(q)))  # noqa: E731
         if a.ndim == 2 and a.shape[0] == a.shape[1] and close(a, n.T):
@@ -335,6 +392,12 @@ def _hints(head: _Outcome, outcomes: list[_Outcome]) -> list[str]:
             c = float(np.vdot(a, n) / np.vdot(n, n))
             if abs(c - 1) > head.rtol and close(a, c * n):
                 hints.append(f"it is {c:.6g} times the expected gradient: a constant factor is off")
+    if head.reference == _FLOAT64:
+        hints.append(
+            f"the derivative evaluated on the {head.dtype} arguments as given differs from the "
+            "same derivative on float64 copies by more than "
+            f"{head.dtype} rounding: look for a step that loses precision or changes dtype"
+        )
     if head.mode in ("rev", "fwd") and head.reference == "finite differences":
         other = "fwd" if head.mode == "rev" else "rev"
         peers = [
@@ -382,35 +445,65 @@ def _check_grads(
 
     ``names`` overrides the argument names taken from ``fun``'s signature.
     """
-    args = _as_args(args, "check_grads")
+    args = _as_args(args)
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     unknown = [m for m in modes if m not in ("rev", "fwd")]
     if unknown or not modes:
         raise ValueError(f"check_grads: modes must be a non-empty subset of ('rev', 'fwd'), got {modes!r}")
     if order not in (1, 2):
         raise ValueError(f"check_grads: order must be 1 or 2, got {order!r}")
-    names_all = list(names) if names is not None else _arg_names(fun, len(args))
-    floating = [i for i, a in enumerate(args) if np.issubdtype(a.dtype, np.floating)]
+    arg_names = list(names) if names is not None else _arg_names(fun, len(args))
+    leaves = _Leaves.of(args, arg_names, "check_grads")
+    floating = [i for i, a in enumerate(leaves.arrays) if np.issubdtype(a.dtype, np.floating)]
     if not floating:
         raise TypeError("check_grads: no floating-point argument to differentiate")
 
     def fun_d(*diff_args: Any) -> Any:
-        full: list[Any] = list(args)
+        full: list[Any] = list(leaves.arrays)
         for i, a in zip(floating, diff_args):
             full[i] = a
-        return fun(*full)
+        return fun(*leaves.rebuild(full))
 
-    args_d = [args[i] for i in floating]
-    names = [names_all[i] for i in floating]
-    out_dtypes = [np.asarray(leaf).dtype for leaf in tree_flatten(fun_d(*args_d))[0]]
-    tol = _tolerances([a.dtype for a in args_d] + out_dtypes, eps, atol, rtol)
+    args_d = [leaves.arrays[i] for i in floating]
+    args64 = [np.array(a, dtype=np.float64) for a in args_d]
+    names_d = [leaves.names[i] for i in floating]
+    # The reference is finite differences on float64 copies: its precision is the
+    # dtype fun returns there, and the tolerances follow it.
+    ref_dtypes = [np.asarray(leaf).dtype for leaf in tree_flatten(fun_d(*args64))[0]]
+    tol = _tolerances(ref_dtypes, eps, atol, rtol)
+    ref_eps = _machine_eps(ref_dtypes)
     rng = np.random.default_rng(seed)
     report = _Report("check_grads")
-    report.outcomes = _check_order1(fun_d, args_d, names, modes, tol, rng, 1, "fun", floating)
-    if order == 2 and not report.failures:
-        for derived, label in _derivatives(fun_d, args_d, names, modes, rng):
-            report.outcomes += _check_order1(derived, args_d, names, modes, tol, rng, 2, label, floating)
+    modes = _runnable(fun_d, args64, modes, report)
+    if not modes:
+        return report
+    report.outcomes = _check_order1(
+        fun_d, args64, names_d, modes, tol, rng, 1, "fun", floating, shown=args_d, ref_eps=ref_eps
+    )
+    if any(a.dtype != np.float64 for a in args_d):
+        out_dtypes = [np.asarray(leaf).dtype for leaf in tree_flatten(fun_d(*args_d))[0]]
+        tol_own = _tolerances([a.dtype for a in args_d] + out_dtypes, eps, atol, rtol)
+        report.outcomes += _check_precision(fun_d, args_d, args64, names_d, modes, tol_own, rng, floating)
+    if order == 2 and not report.failed:
+        for derived, label in _derivatives(fun_d, args64, names_d, modes, rng):
+            report.outcomes += _check_order1(
+                derived, args64, names_d, modes, tol, rng, 2, label, floating, shown=args_d,
+                ref_eps=ref_eps,
+            )
     return report
+
+
+def _runnable(fun: Callable, args: list[np.ndarray], modes: tuple[str, ...], report: _Report) -> tuple[str, ...]:
+    """The modes that can run on ``fun``; forward mode may not, when a primitive has no
+    JVP and its VJP is written in NumPy (forward mode transposes the VJP)."""
+    if "fwd" not in modes:
+        return modes
+    try:
+        jvp(fun, tuple(args), tuple(np.ones_like(a) for a in args))
+    except RuleError as error:
+        report.broken.append(f"{report.tool}: forward mode ('fwd') cannot differentiate fun: {error}")
+        return tuple(m for m in modes if m != "fwd")
+    return modes
 
 
 def _derivatives(
@@ -455,8 +548,15 @@ def _check_order1(
     order: int,
     label: str,
     positions: list[int],
+    shown: list[np.ndarray] | None = None,
+    ref_eps: float = float(np.finfo(np.float64).eps),
 ) -> list[_Outcome]:
-    """Every mode against finite differences of ``<v, fun(*args)>``, argument by argument."""
+    """Every mode against finite differences of ``<v, fun(*args)>``, argument by argument.
+
+    ``args`` are the float64 copies everything is evaluated on; ``shown`` the
+    arguments as the user gave them (their shapes and dtypes name them in messages).
+    """
+    shown = args if shown is None else shown
     out_leaves, out_def = tree_flatten(fun(*args))
     cot_leaves = _cotangents(out_leaves, rng)
     cot64 = [np.asarray(c, dtype=np.float64) for c in cot_leaves]
@@ -470,16 +570,88 @@ def _check_order1(
         rev_grads = vjp(fun, *args)[1](tree_unflatten(out_def, cot_leaves))
     args64 = [np.array(a, dtype=np.float64) for a in args]
     outcomes: list[_Outcome] = []
-    for i, x in enumerate(args):
+    for i, x in enumerate(shown):
         sources: dict[str, Any] = {}
         if rev_grads is not None:
             sources["rev"] = np.asarray(rev_grads[i], dtype=np.float64)
         if "fwd" in modes:
             sources["fwd"] = _forward_directional(fun, args, i, cot64)
-        found = _check_argument(pairing, args64, i, x, names[i], sources, tol, rng, order, label)
+        found = _check_argument(
+            pairing, args64, i, x, names[i], sources, tol, rng, order, label, ref_eps=ref_eps
+        )
         for o in found:
             o.position = positions[i]
         outcomes += found
+    return outcomes
+
+
+def _check_precision(
+    fun: Callable,
+    args: list[np.ndarray],
+    args64: list[np.ndarray],
+    names: list[str],
+    modes: Sequence[str],
+    tol: tuple[float, float, float],
+    rng: np.random.Generator,
+    positions: list[int],
+) -> list[_Outcome]:
+    """Every mode evaluated on the arguments as given (e.g. float32) against the same
+    mode on their float64 copies, within the tolerances of the arguments' own dtype.
+
+    A kink closer to the point than the step of the arguments' dtype (a relu
+    pre-activation of 1e-7, which float32 rounding may put on the other side)
+    lets the two evaluations take different sides: there a one-sided derivative
+    of the float64 function passes (:class:`_NearKink`)."""
+    out_leaves, out_def = tree_flatten(fun(*args))
+    cot_leaves = _cotangents(out_leaves, rng)
+    cot64 = [np.asarray(c, dtype=np.float64) for c in cot_leaves]
+    rev = rev64 = None
+    if "rev" in modes:
+        rev = vjp(fun, *args)[1](tree_unflatten(out_def, cot_leaves))
+        rev64 = vjp(fun, *args64)[1](tree_unflatten(out_def, cot64))
+
+    def pairing(*a: np.ndarray) -> float:
+        leaves, _ = tree_flatten(fun(*a))
+        return float(sum(np.vdot(c, np.asarray(o, dtype=np.float64)) for c, o in zip(cot64, leaves)))
+
+    outcomes: list[_Outcome] = []
+    for i, x in enumerate(args):
+        if x.size <= SMALL:
+            directions = [_unit(x.shape, k) for k in range(x.size)]
+            how = "element by element"
+        else:
+            directions = [_random_direction(x, rng) for _ in range(DIRECTIONS)]
+            how = f"along {DIRECTIONS} random directions"
+        near = _NearKink(pairing, args64, i, tol, float(np.finfo(np.float64).eps))
+        for mode in modes:
+            if mode == "rev" and rev is not None and rev64 is not None:
+                low = np.array([float(np.vdot(np.asarray(rev[i], dtype=np.float64), d)) for d in directions])
+                high = np.array([float(np.vdot(np.asarray(rev64[i], dtype=np.float64), d)) for d in directions])
+            else:
+                along, along64 = _forward_directional(fun, args, i, cot64), _forward_directional(fun, args64, i, cot64)
+                low = np.array([along(d) for d in directions])
+                high = np.array([along64(d) for d in directions])
+            near.values = high
+            if how == "element by element":
+                outcome = _judged(
+                    low.reshape(x.shape), high.reshape(x.shape),
+                    lambda k: near.closer(directions[k], k), near, mode,
+                    lambda k: _element(names[i], np.unravel_index(k, x.shape)),
+                    lambda a_, n_, accepted, notes, mode=mode: _compare_full(
+                        a_, n_, mode, _FLOAT64, i, names[i], x, tol, 1, "fun", how, accepted, notes
+                    ),
+                )
+            else:
+                outcome = _judged(
+                    low, high, lambda k: near.closer(directions[k], k), near, mode,
+                    lambda k: f"random direction {k + 1}",
+                    lambda a_, n_, accepted, notes, mode=mode: _compare_vectors(
+                        a_, n_, mode, i, names[i], x, tol, 1, "fun", how, accepted, notes
+                    ),
+                )
+                outcome.reference = _FLOAT64
+            outcome.position = positions[i]
+            outcomes.append(outcome)
     return outcomes
 
 
@@ -496,6 +668,119 @@ def _forward_directional(fun: Callable, args: list[np.ndarray], i: int, cot64: l
     return along
 
 
+# ----------------------------------------------------------------- finite differences and kinks
+
+
+@dataclass
+class _Closer:
+    """What a closer look at one failing element (or direction) found.
+
+    ``reference`` is a better central difference (None: there is nothing
+    within the step, the first one stands); ``kink`` the (left, right) one-sided
+    differences where they never agree, however small the step: the point
+    itself is a kink.
+    """
+
+    reference: float | None
+    step: float = 0.0
+    kink: tuple[float, float] | None = None
+    slack: float = 0.0  # rounding in the one-sided differences at ``step``
+
+
+class _Differences:
+    """Central differences of ``pairing`` along directions in argument ``i``, and the
+    closer look at a direction that fails: one-sided differences that disagree
+    mean a kink within the step."""
+
+    def __init__(self, pairing: Callable[..., float], args64: list[np.ndarray], i: int,
+                 tol: tuple[float, float, float], ref_eps: float):
+        self.pairing, self.args64, self.i = pairing, args64, i
+        self.eps, self.rtol, self.atol = tol
+        self.ref_eps = ref_eps
+        # Below this step the reference's rounding would swamp the difference.
+        self.floor = max(self.eps * 1e-5, 0.01 * float(np.sqrt(ref_eps)))
+        self._f0: float | None = None
+
+    def at(self, d: np.ndarray, h: float) -> float:
+        moved = list(self.args64)
+        moved[self.i] = self.args64[self.i] + h * d
+        return self.pairing(*moved)
+
+    def central(self, d: np.ndarray) -> float:
+        return (self.at(d, self.eps) - self.at(d, -self.eps)) / (2 * self.eps)
+
+    def _sides(self, d: np.ndarray, h: float) -> tuple[float, float, bool, float]:
+        if self._f0 is None:
+            self._f0 = self.pairing(*self.args64)
+        f0, up, down = self._f0, self.at(d, h), self.at(d, -h)
+        left, right = (f0 - down) / h, (up - f0) / h
+        slack = 4 * self.ref_eps * max(abs(up), abs(down), abs(f0)) / h
+        smooth = abs(right - left) <= self.atol + self.rtol * max(abs(left), abs(right)) + slack
+        return left, right, smooth, slack
+
+    def closer(self, d: np.ndarray) -> _Closer:
+        left, right, smooth, slack = self._sides(d, self.eps)
+        if smooth:
+            return _Closer(None)
+        h = self.eps
+        while h / 10 >= self.floor * (1 - 1e-9):
+            h /= 10
+            left, right, smooth, slack = self._sides(d, h)
+            if smooth:  # the kink (or the curvature) was within the larger step only
+                return _Closer((left + right) / 2, h, None, slack)
+        # Non-smooth at every step the reference resolves: a kink at the point or
+        # closer than the smallest step. (A smooth function's one-sided differences
+        # straddle its derivative, so a right value passes there too.)
+        return _Closer((left + right) / 2, h, (left, right), slack)
+
+    def accepts(self, look: _Closer, analytic: float) -> bool:
+        """At a kink, any value from one one-sided derivative to the other passes (the
+        generalised gradient: relu'(0) may be 0 or 1 or between, abs'(0) from -1 to 1)."""
+        if look.kink is None:
+            return False
+        low, high = min(look.kink), max(look.kink)
+        slack = self.atol + self.rtol * max(abs(low), abs(high)) + look.slack
+        return low - slack <= analytic <= high + slack
+
+    def note(self, look: _Closer, where: str, mode: str, analytic: float) -> str:
+        if look.kink is not None:
+            left, right = look.kink
+            return (
+                f"fun has a kink at {where} (or closer to it than {look.step:.1g}): the one-sided "
+                f"differences disagree (left {left:.6g}, right {right:.6g}) for every step down "
+                f"to {look.step:.1g}, so finite differences cannot check it there; {mode} gives "
+                f"{analytic:.6g}, outside the range of the one-sided derivatives (where a "
+                "generalised gradient lies). Check at a point away from the kink"
+            )
+        return (
+            f"fun has a kink (or strong curvature) within the step {self.eps:.1g} of {where}: the "
+            f"one-sided differences disagree at that step, so the reference is the central "
+            f"difference at step {look.step:.1g}, where they agree"
+        )
+
+
+class _NearKink(_Differences):
+    """For :func:`_check_precision`: the float64 function's one-sided differences at
+    the step of the arguments' own dtype. If they disagree, a kink lies closer to
+    the point than that dtype resolves, and either side's derivative passes."""
+
+    values: np.ndarray  # the float64 evaluation, which stays the reference
+
+    def closer(self, d: np.ndarray, k: int = 0) -> _Closer:  # type: ignore[override]
+        left, right, smooth, slack = self._sides(d, self.eps)
+        if smooth:
+            return _Closer(None)
+        return _Closer(float(self.values.flat[k]), self.eps, (left, right), slack + self.rtol * abs(right - left))
+
+    def note(self, look: _Closer, where: str, mode: str, analytic: float) -> str:
+        left, right = look.kink or (0.0, 0.0)
+        return (
+            f"fun has a kink within {self.eps:.1g} of {where} (one-sided differences of the "
+            f"float64 function: left {left:.6g}, right {right:.6g}), and {mode} gives "
+            f"{analytic:.6g}, outside their range"
+        )
+
+
 def _check_argument(
     pairing: Callable[..., float],
     args64: list[np.ndarray],
@@ -507,20 +792,21 @@ def _check_argument(
     rng: np.random.Generator,
     order: int,
     label: str,
+    ref_eps: float = float(np.finfo(np.float64).eps),
 ) -> list[_Outcome]:
     """Compare each source (a full gradient array, or a directional-derivative
-    function) with central differences of ``pairing`` in argument ``i``."""
-    eps = tol[0]
+    function) with central differences of ``pairing`` in argument ``i``; a failing
+    element gets a closer look (:class:`_Differences`)."""
+    diffs = _Differences(pairing, args64, i, tol, ref_eps)
+    looks: dict[int, _Closer] = {}
 
-    def numeric(d: np.ndarray) -> float:
-        up = list(args64)
-        down = list(args64)
-        up[i] = args64[i] + eps * d
-        down[i] = args64[i] - eps * d
-        return (pairing(*up) - pairing(*down)) / (2 * eps)
+    def look(k: int, direction: np.ndarray) -> _Closer:
+        if k not in looks:
+            looks[k] = diffs.closer(direction)
+        return looks[k]
 
     def elementwise() -> tuple[np.ndarray, Callable[[Any], np.ndarray]]:
-        num = np.array([numeric(_unit(x.shape, k)) for k in range(x.size)]).reshape(x.shape)
+        num = np.array([diffs.central(_unit(x.shape, k)) for k in range(x.size)]).reshape(x.shape)
 
         def analytic(src: Any) -> np.ndarray:
             if isinstance(src, np.ndarray):
@@ -529,40 +815,89 @@ def _check_argument(
 
         return num, analytic
 
+    def judged_full(a: np.ndarray, num: np.ndarray, mode: str) -> _Outcome:
+        return _judged(
+            a, num, lambda k: look(k, _unit(x.shape, k)), diffs, mode,
+            lambda k: _element(name, np.unravel_index(k, x.shape)),
+            lambda a_, n_, accepted, notes: _compare_full(
+                a_, n_, mode, "finite differences", i, name, x, tol, order, label,
+                "element by element", accepted, notes,
+            ),
+        )
+
     outcomes = []
     if x.size <= SMALL:
         num, analytic = elementwise()
         for mode, src in sources.items():
-            outcomes.append(
-                _compare_full(analytic(src), num, mode, "finite differences", i, name, x, tol, order,
-                              label, "element by element")
-            )
+            outcomes.append(judged_full(analytic(src), num, mode))
         return outcomes
 
-    directions = []
-    for _ in range(DIRECTIONS):
-        d = rng.standard_normal(x.shape)
-        d = (d / np.linalg.norm(d)).astype(x.dtype).astype(np.float64)
-        directions.append(d)
-    num_dirs = np.array([numeric(d) for d in directions])
+    directions = [_random_direction(x, rng) for _ in range(DIRECTIONS)]
+    num_dirs = np.array([diffs.central(d) for d in directions])
     localised: tuple[np.ndarray, Callable] | None = None
+    how = f"along {DIRECTIONS} random directions"
     for mode, src in sources.items():
         if isinstance(src, np.ndarray):
             a_dirs = np.array([np.vdot(src, d) for d in directions])
         else:
             a_dirs = np.array([src(d) for d in directions])
-        how = f"along {DIRECTIONS} random directions"
-        outcome = _compare_vectors(a_dirs, num_dirs, mode, i, name, x, tol, order, label, how)
+        dir_looks: dict[int, _Closer] = {}
+
+        def look_dir(k: int) -> _Closer:
+            if k not in dir_looks:
+                dir_looks[k] = diffs.closer(directions[k])
+            return dir_looks[k]
+
+        outcome = _judged(
+            a_dirs, num_dirs, look_dir, diffs, mode, lambda k: f"random direction {k + 1}",
+            lambda a_, n_, accepted, notes, mode=mode: _compare_vectors(
+                a_, n_, mode, i, name, x, tol, order, label, how, accepted, notes
+            ),
+        )
         if not outcome.ok and x.size <= LOCALISE:
             if localised is None:
                 localised = elementwise()
             num, analytic = localised
-            full = _compare_full(analytic(src), num, mode, "finite differences", i, name, x, tol,
-                                 order, label, "element by element")
+            full = judged_full(analytic(src), num, mode)
             if not full.ok:
                 outcome = full
         outcomes.append(outcome)
     return outcomes
+
+
+def _judged(
+    a: np.ndarray,
+    num: np.ndarray,
+    look: Callable[[int], _Closer],
+    diffs: _Differences,
+    mode: str,
+    where: Callable[[int], str],
+    compare: Callable[..., _Outcome],
+) -> _Outcome:
+    """Compare ``a`` with ``num``, looking closer at the worst failing entries first:
+    a kink within the step gets a finer reference, a kink at the point accepts a
+    one-sided derivative. Stops at the first entry with nothing within its step."""
+    num = np.array(num, dtype=np.float64)
+    accepted = np.zeros(np.shape(a), dtype=bool)
+    notes: dict[int, str] = {}
+    looked: set[int] = set()
+    tol = (diffs.eps, diffs.rtol, diffs.atol)
+    for _ in range(LOOK_CLOSER):
+        _, _, ratio = _errors(a, num, tol)
+        ratio = np.where(accepted, 0.0, ratio).ravel()
+        order = [k for k in np.argsort(-ratio, kind="stable") if ratio[k] > 1 and int(k) not in looked]
+        if not order:
+            break
+        k = int(order[0])
+        looked.add(k)
+        found = look(k)
+        if found.reference is None:
+            break  # nothing within the step: a plain mismatch
+        num.flat[k] = found.reference
+        if diffs.accepts(found, float(a.flat[k])):
+            accepted.flat[k] = True
+        notes[k] = diffs.note(found, where(k), mode, float(a.flat[k]))
+    return compare(a, num, accepted, notes)
 
 
 def _errors(a: np.ndarray, n: np.ndarray, tol: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -576,8 +911,11 @@ def _errors(a: np.ndarray, n: np.ndarray, tol: tuple[float, float, float]) -> tu
 def _compare_full(
     a: np.ndarray, n: np.ndarray, mode: str, reference: str, i: int, name: str, x: np.ndarray,
     tol: tuple[float, float, float], order: int, label: str, how: str,
+    accepted: np.ndarray | None = None, notes: dict[int, str] | None = None,
 ) -> _Outcome:
     error, bound, ratio = _errors(a, n, tol)
+    if accepted is not None:
+        ratio = np.where(accepted, 0.0, ratio)
     k = np.unravel_index(int(np.argmax(ratio)), a.shape) if a.size else ()
     outcome = _Outcome(
         mode, reference, i, name, x.shape, x.dtype, order, label, how, _element(name, k),
@@ -587,14 +925,21 @@ def _compare_full(
     )
     if a.size and not np.isfinite(ratio[k]):
         outcome.error = np.inf
+    if a.size and accepted is not None and accepted[k]:
+        outcome.error = 0.0
+    if a.size and notes:
+        outcome.note = notes.get(int(np.ravel_multi_index(k, a.shape)) if a.ndim else 0)
     return _with_tol(outcome, tol)
 
 
 def _compare_vectors(
     a: np.ndarray, n: np.ndarray, mode: str, i: int, name: str, x: np.ndarray,
     tol: tuple[float, float, float], order: int, label: str, how: str,
+    accepted: np.ndarray | None = None, notes: dict[int, str] | None = None,
 ) -> _Outcome:
     error, bound, ratio = _errors(a, n, tol)
+    if accepted is not None:
+        ratio = np.where(accepted, 0.0, ratio)
     k = int(np.argmax(ratio))
     outcome = _Outcome(
         mode, "finite differences", i, name, x.shape, x.dtype, order, label, how,
@@ -602,6 +947,10 @@ def _compare_vectors(
         float(error[k]) if np.isfinite(ratio[k]) else np.inf, float(bound[k]),
         float(np.max(error)), None,
     )
+    if accepted is not None and accepted[k]:
+        outcome.error = 0.0
+    if notes:
+        outcome.note = notes.get(k)
     return _with_tol(outcome, tol)
 
 
@@ -613,23 +962,56 @@ def _with_tol(outcome: _Outcome, tol: tuple[float, float, float]) -> _Outcome:
 # ===================================================================== helpers
 
 
-def _as_args(args: Any, where: str) -> list[np.ndarray]:
+def _as_args(args: Any) -> tuple:
+    """The arguments as a tuple: a list counts as a tuple, anything else is one argument."""
     if isinstance(args, list):
-        args = tuple(args)
+        return tuple(args)
     if not isinstance(args, tuple):
-        args = (args,)
-    out = []
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor):
-            raise TypeError(f"{where}: argument {i} is a traced Tensor; pass NumPy arrays")
-        a = np.asarray(a)
-        if a.dtype == object:
-            raise TypeError(
-                f"{where}: argument {i} is not an array ({type(args[i]).__name__}); pass arrays "
-                "(flatten a pytree of parameters with ea.tree_flatten)"
-            )
-        out.append(a)
-    return out
+        return (args,)
+    return args
+
+
+@dataclass
+class _Leaves:
+    """The arguments flattened to their array leaves, each named by its path."""
+
+    arrays: list[np.ndarray]
+    names: list[str]  # "W", "params['W1']", "layers[0]['b']"
+    defs: list[TreeDef]  # one per argument
+    counts: list[int]  # leaves per argument
+    arg_names: list[str]
+
+    @classmethod
+    def of(cls, args: tuple, arg_names: Sequence[str], where: str) -> _Leaves:
+        arrays: list[np.ndarray] = []
+        names: list[str] = []
+        defs: list[TreeDef] = []
+        counts: list[int] = []
+        for arg, arg_name in zip(args, arg_names):
+            leaves, treedef = tree_flatten(arg)
+            for leaf, path in zip(leaves, treedef.paths()):
+                name = arg_name + "".join(f"[{key!r}]" for key in path)
+                if isinstance(leaf, Tensor):
+                    raise TypeError(f"{where}: argument {name} is a traced Tensor; pass NumPy arrays")
+                a = np.asarray(leaf)
+                if a.dtype == object:
+                    raise TypeError(
+                        f"{where}: argument {name} is not an array ({type(leaf).__name__}); pass "
+                        "arrays, or dicts, lists and tuples of arrays"
+                    )
+                arrays.append(a)
+                names.append(name)
+            defs.append(treedef)
+            counts.append(len(leaves))
+        return cls(arrays, names, defs, counts, list(arg_names))
+
+    def rebuild(self, values: Sequence[Any]) -> tuple:
+        """The arguments with these leaves, in the user's structure."""
+        out, start = [], 0
+        for treedef, count in zip(self.defs, self.counts):
+            out.append(tree_unflatten(treedef, list(values[start : start + count])))
+            start += count
+        return tuple(out)
 
 
 def _arg_names(fun: Callable, n: int) -> list[str]:
@@ -637,7 +1019,7 @@ def _arg_names(fun: Callable, n: int) -> list[str]:
     return parameter_names(fun, n, lambda i: f"args[{i}]")
 
 
-def _element(name: str, index: tuple[int, ...]) -> str:
+def _element(name: str, index: tuple[Any, ...]) -> str:
     """``W[2, 3]`` (or ``W`` for a scalar)."""
     if not index:
         return name
@@ -648,6 +1030,12 @@ def _unit(shape: tuple[int, ...], k: int) -> np.ndarray:
     e = np.zeros(shape)
     e.flat[k] = 1.0
     return e
+
+
+def _random_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random unit direction, representable in ``x``'s dtype."""
+    d = rng.standard_normal(x.shape)
+    return (d / np.linalg.norm(d)).astype(x.dtype).astype(np.float64)
 
 
 def _cotangents(out_leaves: list[Any], rng: np.random.Generator) -> list[np.ndarray]:
@@ -662,13 +1050,16 @@ def _random_like(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(np.shape(x)).astype(dtype)
 
 
+def _least_precise(dtypes: Sequence[np.dtype]) -> np.dtype:
+    floats = [np.dtype(d) for d in dtypes if np.issubdtype(d, np.floating)]
+    return min(floats, key=lambda d: d.itemsize, default=np.dtype(np.float64))
+
+
 def _tolerances(
     dtypes: Sequence[np.dtype], eps: float | None, atol: float | None, rtol: float | None
 ) -> tuple[float, float, float]:
     """(eps, rtol, atol): the defaults of the least precise floating dtype, unless given."""
-    floats = [np.dtype(d) for d in dtypes if np.issubdtype(d, np.floating)]
-    least = min(floats, key=lambda d: d.itemsize, default=np.dtype(np.float64))
-    d_eps, d_rtol, d_atol = _DEFAULTS.get(least, _DEFAULTS[np.dtype(np.float64)])
+    d_eps, d_rtol, d_atol = _DEFAULTS.get(_least_precise(dtypes), _DEFAULTS[np.dtype(np.float64)])
     return (
         d_eps if eps is None else float(eps),
         d_rtol if rtol is None else float(rtol),
@@ -676,18 +1067,24 @@ def _tolerances(
     )
 
 
-def _validated_gradients(result: Any, args: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
-    """grad_fun's result as one array per argument; a wrong count or shape is an error."""
+def _machine_eps(dtypes: Sequence[np.dtype]) -> float:
+    """The rounding unit of the least precise floating dtype (float64 when none)."""
+    return float(np.finfo(_least_precise(dtypes)).eps)
+
+
+def _validated_gradients(result: Any, args: tuple, leaves: _Leaves) -> list[np.ndarray]:
+    """grad_fun's result as one array per leaf; a wrong count, structure or shape is an error."""
     n = len(args)
-    if isinstance(result, (tuple, list)):
-        grads = list(result)
-    elif n == 1:
-        grads = [result]
+    names = leaves.arg_names
+    if n == 1 and not (
+        isinstance(result, (tuple, list)) and tree_flatten(result)[1] != leaves.defs[0]
+    ):
+        per_arg = [result]
+    elif isinstance(result, (tuple, list)) and len(result) == n:
+        per_arg = list(result)
     else:
-        grads = [result]
-    if len(grads) != n:
         got = (
-            f"a {type(result).__name__} of {len(grads)} gradient(s)"
+            f"a {type(result).__name__} of {len(result)} gradient(s)"
             if isinstance(result, (tuple, list))
             else f"a single gradient (shape {np.shape(result)})"
         )
@@ -696,8 +1093,17 @@ def _validated_gradients(result: Any, args: list[np.ndarray], names: list[str]) 
             f"({', '.join(names)}); return one gradient per argument"
             + (", as a tuple" if n > 1 else "")
         )
+    grads: list[Any] = []
+    for g, treedef, name in zip(per_arg, leaves.defs, names):
+        g_leaves, g_def = tree_flatten(g)
+        if g_def != treedef:
+            raise GradientCheckError(
+                f"check_gradient: grad_fun's gradient for {name} has the structure {g_def}, but "
+                f"{name} has {treedef}; return each gradient in the structure of its argument"
+            )
+        grads += g_leaves
     out = []
-    for g, x, name in zip(grads, args, names):
+    for g, x, name in zip(grads, leaves.arrays, leaves.names):
         if isinstance(g, Tensor):
             raise TypeError("check_gradient: grad_fun returned a traced Tensor; return NumPy arrays")
         g = np.asarray(g)
@@ -713,8 +1119,8 @@ def _validated_gradients(result: Any, args: list[np.ndarray], names: list[str]) 
     return out
 
 
-def _einsumad_gradient(fun: Callable, args: list[np.ndarray]) -> tuple | None:
-    """einsumad's gradient of ``fun``, or None when ``fun`` cannot be traced."""
+def _einsumad_gradient(fun: Callable, args: tuple, leaves: _Leaves) -> list | None:
+    """einsumad's gradient of ``fun`` per leaf, or None when ``fun`` cannot be traced."""
     traced: list[bool] = []
 
     def probe(*a: Any) -> Any:
@@ -728,4 +1134,10 @@ def _einsumad_gradient(fun: Callable, args: list[np.ndarray]) -> tuple | None:
         return None
     if not traced or not traced[0] or np.shape(out) != ():
         return None
-    return vjp_fn(np.ones((), dtype=np.asarray(out).dtype))
+    flat: list[Any] = []
+    for g, treedef in zip(vjp_fn(np.ones((), dtype=np.asarray(out).dtype)), leaves.defs):
+        g_leaves, g_def = tree_flatten(g)
+        if g_def != treedef:
+            return None
+        flat += g_leaves
+    return flat
