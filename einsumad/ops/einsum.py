@@ -19,6 +19,8 @@ import numpy as np
 
 from ..algebra import swap as algebra
 from ..algebra.subscripts import Spec, fresh_symbols, parse, resolve
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.backend import contraction_path
 from ..core.einsum import broadcast_batched, einsum_p
 from ..core.tape import Tensor, register_numpy_equivalent, unbox
@@ -26,14 +28,6 @@ from ..core.tape import Tensor, register_numpy_equivalent, unbox
 __all__ = [
     "einsum", "multiply", "sum", "mean", "matmul", "transpose", "broadcast_to", "normalize_axes",
 ]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
-
-
-def _ndim(x: Any) -> int:
-    return np.ndim(unbox(x))
 
 
 # ================================================================= the front door

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.backend import array_namespace
 from ..core.einsum import broadcast_batched, einsum_of, unbroadcast
 from ..core.general import General
@@ -61,10 +63,6 @@ __all__ = [
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 def _square(a: Any, name: str) -> int:
@@ -370,7 +368,7 @@ def _eigh_impl(a: Any) -> Any:
 
 def _unpack(packed: Any) -> tuple[Any, Any]:
     """``(w, V)`` from ``[w; V]`` (leading batch axes kept)."""
-    ndim = np.ndim(unbox(packed))
+    ndim = _ndim(packed)
     w = getitem_p(packed, index=(slice(None),) * (ndim - 2) + (0, slice(None)))
     v = getitem_p(packed, index=(slice(None),) * (ndim - 2) + (slice(1, None), slice(None)))
     return w, v

@@ -18,16 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.structural import getitem_p, reshape_p
 from ..core.tape import register_numpy_equivalent, unbox
 from .einsum import multiply, normalize_axes, transpose
 from .shape import concatenate
 
 __all__ = ["prod"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -71,7 +69,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 def _last(x: Any, part: slice) -> Any:
     """``x[..., part]``: a block of the last axis."""
-    return getitem_p(x, index=(slice(None),) * (np.ndim(unbox(x)) - 1) + (part,))
+    return getitem_p(x, index=(slice(None),) * (_ndim(x) - 1) + (part,))
 
 
 register_numpy_equivalent(np.prod, "ea.prod")

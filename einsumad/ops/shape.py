@@ -12,15 +12,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..algebra.rearrange import plan
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.structural import concatenate_p, getitem_p, reshape_p, scatter_add_p, stack_p
-from ..core.tape import Tensor, register_numpy_equivalent, strip_differentiation, unbox
+from ..core.tape import Tensor, register_numpy_equivalent, strip_differentiation
 from .einsum import transpose
 
 __all__ = ["reshape", "getitem", "scatter_add", "stack", "concatenate", "rearrange", "normalize_index"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 # The primitives and their transposes live in einsumad.core.structural; these are
@@ -103,7 +101,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to concatenate")
-    return concatenate_p(*arrays, axis=_axis(axis, np.ndim(unbox(arrays[0]))))
+    return concatenate_p(*arrays, axis=_axis(axis, _ndim(arrays[0])))
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
@@ -111,7 +109,7 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to stack")
-    return stack_p(*arrays, axis=_axis(axis, np.ndim(unbox(arrays[0])) + 1))
+    return stack_p(*arrays, axis=_axis(axis, _ndim(arrays[0]) + 1))
 
 
 # ================================================================= rearrange

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import ndim as _ndim
 from ..core.structural import astype_p
-from ..core.tape import Tensor, unbox
+from ..core.tape import Tensor
 from . import arith as m
 from . import compare as c
 from . import einsum as e
@@ -98,7 +99,7 @@ _LETTERS = "abcdefghijklmnopqrstuvwxy"
 def dot(a: Any, b: Any) -> Any:
     """``a.dot(b)`` with NumPy's rules, as an einsum: the last axis of ``a`` with the
     second-to-last of ``b`` (the only axis of a vector); a 0-d operand scales."""
-    ndim_a, ndim_b = np.ndim(unbox(a)), np.ndim(unbox(b))
+    ndim_a, ndim_b = _ndim(a), _ndim(b)
     if ndim_a == 0 or ndim_b == 0:
         return e.multiply(a, b)
     left = _LETTERS[: ndim_a - 1]
