@@ -324,10 +324,11 @@ def dense(x: Any) -> Any:
 
 
 def _numbers_as_arrays(args: tuple, xp: Any) -> tuple:
-    """Python numbers among ``args`` as 0-d arrays like the first array among them."""
+    """Python numbers among ``args`` as 0-d arrays like the first (non-boolean) array among them."""
     if not any(isinstance(a, _NUMBERS) for a in args):
         return args
-    like = next(a for a in args if not isinstance(a, _NUMBERS))
+    arrays = [a for a in args if not isinstance(a, _NUMBERS)]
+    like = next((a for a in arrays if dtype_kind(dtype(a)) != "b"), arrays[0])
     return tuple(full_like_scalar(a, like) if isinstance(a, _NUMBERS) else a for a in args)
 
 

@@ -520,9 +520,9 @@ def _foreign_plan(spec: Spec, shapes: Shapes, integer: bool, library: str) -> Pl
     core = "".join(s for s in dict.fromkeys(spec.output) if s in present)
     if not arrays:
         contracted: Writer | None = None
-    elif library in OPT_EINSUM_BACKENDS:
+    elif library in OPT_EINSUM_BACKENDS and _contracts(terms, core):
         contracted = _write_dispatch(terms, core, library)
-    else:
+    else:  # sums, permutations and products: the standard's functions and ``*``, as a person writes them
         contracted = _write_array_api(terms, core, tuple(shapes[k] for k in arrays), integer)
     expand = _write_neutral_expand(core, spec.output, sizes)
 
@@ -538,6 +538,13 @@ def _foreign_plan(spec: Spec, shapes: Shapes, integer: bool, library: str) -> Pl
 
     write.accepts_scalars = True  # type: ignore[attr-defined]
     return Plan(spec, shapes, write, namespace)
+
+
+def _contracts(terms: tuple[str, ...], core: str) -> bool:
+    """Whether the step takes a diagonal or contracts a letter shared by two operands."""
+    if any(len(set(t)) != len(t) for t in terms):
+        return True
+    return len(terms) > 2 or (len(terms) == 2 and any(s in terms[1] and s not in core for s in terms[0]))
 
 
 def _wrapped(expression: str) -> str:

@@ -88,9 +88,20 @@ def gather(x: Any, index: tuple, nbatch: int = 0) -> Any:
     x = dense(x)
     if is_numpy(x):
         x = np.asarray(x)
+    else:
+        index = _complete(index, ndim(x))
     if not nbatch:
         return x[index]
     return _to_front(_to_back(x, nbatch)[index], nbatch)
+
+
+def _complete(index: tuple, rank: int) -> tuple:
+    """``index`` with a slice for every axis it leaves out (NumPy's implicit trailing
+    ``:``, which the array API standard asks to write)."""
+    used = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if any(i is Ellipsis for i in index) or used >= rank:
+        return index
+    return tuple(index) + (slice(None),) * (rank - used)
 
 
 def _is_basic(index: tuple) -> bool:
@@ -110,7 +121,7 @@ def scatter_add(g: Any, index: tuple, shape: tuple[int, ...], nbatch: int = 0) -
     out = zeros(moved, _dtype(g), like=g)
     values = _to_back(g, nbatch) if nbatch else g
     if _is_basic(index):  # each entry is hit once: an assignment is the sum
-        out[tuple(i for i in index if i is not None)] = _without_new_axes(values, index)
+        out[_complete(tuple(i for i in index if i is not None), len(moved))] = _without_new_axes(values, index)
     elif hasattr(out, "index_put_"):  # PyTorch: repeated integer indices accumulate
         out = out.index_put_(_torch_index(out, index), values, accumulate=True)
     else:

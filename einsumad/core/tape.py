@@ -332,7 +332,10 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
     if not prim.differentiable and top.mode != STAGE:
         # No derivative flows through (comparisons, masks): evaluate on the values.
         return bind(prim, inner, params)
-    ans = bind(prim, inner, params) if nested else prim.impl(*inner, **params)
+    try:
+        ans = bind(prim, inner, params) if nested else prim.impl(*inner, **params)
+    except MixedLibrariesError as error:
+        raise error.within(prim.name) from None
     if top.mode == STAGE:
         return top.recorder(prim, args, ans, params)
     if top.mode == REVERSE:

@@ -19,11 +19,12 @@ import numpy as np
 
 from ..algebra import swap as algebra
 from ..algebra.subscripts import Spec, fresh_symbols, parse, resolve
+from ..core.arrays import array_namespace, asarray, is_numpy
 from ..core.arrays import ndim as _ndim
 from ..core.arrays import shape as _shape
 from ..core.backend import contraction_path
 from ..core.einsum import broadcast_batched, einsum_p
-from ..core.tape import Tensor, register_numpy_equivalent, unbox
+from ..core.tape import MixedLibrariesError, Tensor, register_numpy_equivalent, unbox
 
 __all__ = [
     "einsum", "multiply", "sum", "mean", "matmul", "transpose", "broadcast_to", "normalize_axes",
@@ -39,9 +40,22 @@ def _resolved(subscripts: str, shapes: tuple, sizes: tuple) -> Spec:
 
 
 def _as_operands(operands: Sequence[Any]) -> list[Any]:
-    """Lists and Python scalars become arrays of the operands' common dtype."""
+    """Lists and Python scalars become arrays of the operands' common dtype.
+
+    Beside another library's arrays, numbers stay numbers (its plans multiply them
+    in, with that library's own promotion) and lists become its arrays.
+    """
     if all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
         return list(operands)
+    arrays = [unbox(o) for o in operands if not isinstance(o, (list, tuple))]
+    xp = array_namespace(*arrays)
+    if xp is not np:
+        like = next(a for a in arrays if not is_numpy(a))
+        return [
+            asarray(o, like=like) if isinstance(o, (list, tuple))
+            else o.item() if isinstance(o, np.generic) else o
+            for o in operands
+        ]
     dtype = np.result_type(
         *[unbox(o) if isinstance(o, (np.ndarray, Tensor)) else np.asarray(o) if isinstance(o, (list, tuple)) else o for o in operands]
     )
@@ -75,7 +89,10 @@ def einsum(subscripts: str, *operands: Any, sizes: Mapping[str, int] | None = No
     array([[1., 1., 1.],
            [2., 2., 2.]])
     """
-    operands_list = _as_operands(operands)
+    try:
+        operands_list = _as_operands(operands)
+    except MixedLibrariesError as error:
+        raise error.within(f"einsum({subscripts!r})") from None
     shapes = tuple(_shape(o) for o in operands_list)
     spec = _resolved(subscripts, shapes, tuple(sorted(sizes.items())) if sizes else ())
     if len(operands_list) <= 2 or not any(isinstance(o, Tensor) for o in operands_list):
