@@ -22,6 +22,7 @@ from .core.tape import EscapedTracerError, Tensor
 from .ops import tensor_methods  # noqa: F401  (installs Tensor's operators)
 from .ops.arith import add, divide, exp, log, negative, power, reciprocal, sqrt, square, subtract
 from .ops.compare import stop_gradient
+from .ops.complex import abs, angle, conj, imag, real
 from .ops.einsum import broadcast_to, einsum, matmul, mean, multiply, sum, transpose
 from .ops.elementary import (
     arccos,
@@ -44,7 +45,7 @@ from .ops.nn import gelu, layer_norm, log_sigmoid, silu, softplus
 from .ops.products import prod
 from .ops.reduce import log_softmax, logsumexp, max, min, softmax
 from .ops.scan import cumsum
-from .ops.select import abs, clip, maximum, minimum, one_hot, where
+from .ops.select import clip, maximum, minimum, one_hot, where
 from .ops.shape import concatenate, rearrange, reshape, stack
 from .ops.special import erf
 from .ops.statistics import std, var
@@ -70,6 +71,8 @@ __all__ = [
     "log1p", "expm1", "logaddexp", "softplus", "log_sigmoid", "silu", "erf", "gelu",
     "tan", "arctan", "arcsin", "arccos", "sinh", "cosh", "arctanh", "sign", "floor", "round",
     "var", "std", "prod", "cumsum", "layer_norm",
+    # complex numbers: the ops that are not holomorphic
+    "real", "imag", "conj", "angle",
     # linear algebra
     "inv", "solve", "det", "slogdet", "cholesky", "eigh", "trace", "norm",
     # transformations
