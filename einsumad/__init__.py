@@ -18,7 +18,7 @@ from .algebra.errors import EinsumError, GradientCheckError
 from .algebra.matrix import matrix_form
 from .algebra.swap import jvp_subscripts, vjp_subscripts
 from .core.pytree import tree_flatten, tree_map, tree_unflatten
-from .core.tape import EscapedTracerError, Tensor
+from .core.tape import EscapedTracerError, MixedLibrariesError, Tensor
 from .ops import tensor_methods  # noqa: F401  (installs Tensor's operators)
 from .ops.arith import add, divide, exp, log, negative, power, reciprocal, sqrt, square, subtract
 from .ops.compare import stop_gradient
@@ -86,5 +86,5 @@ __all__ = [
     # checking derivatives
     "check_grads", "check_gradient",
     # errors
-    "EinsumError", "GradientCheckError", "EscapedTracerError",
+    "EinsumError", "GradientCheckError", "EscapedTracerError", "MixedLibrariesError",
 ]

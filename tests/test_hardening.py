@@ -347,5 +347,5 @@ NOT_OPS = {
     "vjp_subscripts", "jvp_subscripts", "derive", "Derivation", "matrix_form", "name", "compile", "codegen",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian", "Tensor", "primitive",
     "defvjp", "defvjp_all", "defjvp", "tree_flatten", "tree_unflatten", "tree_map", "check_grads",
-    "check_gradient", "EinsumError", "GradientCheckError", "EscapedTracerError",
+    "check_gradient", "EinsumError", "GradientCheckError", "EscapedTracerError", "MixedLibrariesError",
 }

@@ -520,7 +520,7 @@ def _foreign_plan(spec: Spec, shapes: Shapes, integer: bool, library: str) -> Pl
     core = "".join(s for s in dict.fromkeys(spec.output) if s in present)
     if not arrays:
         contracted: Writer | None = None
-    elif library in OPT_EINSUM_BACKENDS and _contracts(terms, core):
+    elif library in OPT_EINSUM_BACKENDS and _contracts(terms, core) and not (library == "dask" and _repeats(terms)):
         contracted = _write_dispatch(terms, core, library)
     else:  # sums, permutations and products: the standard's functions and ``*``, as a person writes them
         contracted = _write_array_api(terms, core, tuple(shapes[k] for k in arrays), integer)
@@ -540,9 +540,15 @@ def _foreign_plan(spec: Spec, shapes: Shapes, integer: bool, library: str) -> Pl
     return Plan(spec, shapes, write, namespace)
 
 
+def _repeats(terms: tuple[str, ...]) -> bool:
+    """Whether a term repeats a letter (Dask's einsum needs equal chunks along both axes
+    of a diagonal; the standard's strided slice does not)."""
+    return any(len(set(t)) != len(t) for t in terms)
+
+
 def _contracts(terms: tuple[str, ...], core: str) -> bool:
     """Whether the step takes a diagonal or contracts a letter shared by two operands."""
-    if any(len(set(t)) != len(t) for t in terms):
+    if _repeats(terms):
         return True
     return len(terms) > 2 or (len(terms) == 2 and any(s in terms[1] and s not in core for s in terms[0]))
 
