@@ -524,7 +524,7 @@ def _foreign_plan(spec: Spec, shapes: Shapes, integer: bool, library: str) -> Pl
         contracted = _write_dispatch(terms, core, library)
     else:  # sums, permutations and products: the standard's functions and ``*``, as a person writes them
         contracted = _write_array_api(terms, core, tuple(shapes[k] for k in arrays), integer)
-    expand = _write_neutral_expand(core, spec.output, sizes)
+    expand = _write_neutral_expand(core, spec.output, sizes, library)
 
     def write(args: list[str], result: str, temporary: Callable[[], str]) -> list[str]:
         lines: list[str] = []
@@ -654,12 +654,25 @@ def _write_array_api(terms: tuple[str, ...], core: str, shapes: Shapes, integer:
     return write
 
 
-def _write_neutral_expand(core: str, output: str, sizes: dict[str, int]) -> Callable[[str, list[str], Callable[[], str]], str] | None:
+#: Libraries whose arrays take assignment to a strided slice (Dask's and JAX's do not).
+_WRITABLE = frozenset({"torch", "cupy", "array_api_strict"})
+
+
+def _write_neutral_expand(
+    core: str, output: str, sizes: dict[str, int], library: str = ""
+) -> Callable[[str, list[str], Callable[[], str]], str] | None:
     """The generalised output forms in any library: ``y`` (axes ``core``) reshaped onto the
     output's axes, times ``xp.eye`` for each repeated letter (a diagonal embedding),
-    broadcast along letters absent from the inputs."""
+    broadcast along letters absent from the inputs. A library whose arrays take slice
+    assignment writes one diagonal into zeros instead (``z[..., ::n+1] = y``)."""
     if core == output:
         return None
+    repeated = [s for s in dict.fromkeys(output) if output.count(s) > 1]
+    if (
+        library in _WRITABLE and len(repeated) == 1 and output.count(repeated[0]) == 2
+        and set(output) - set(core) <= set(repeated)
+    ):
+        return _write_diagonal_assignment(core, output, sizes, repeated[0])
     first: dict[str, int] = {}
     for p, s in enumerate(output):
         first.setdefault(s, p)
@@ -675,6 +688,41 @@ def _write_neutral_expand(core: str, output: str, sizes: dict[str, int]) -> Call
             mask = tuple(n if i in (p, q) else 1 for i in range(len(output)))
             lines.append(f"{t} = {t} * xp.reshape(xp.eye({n}, dtype={t}.dtype, device=device({t})), {mask!r})")
         return f"xp.broadcast_to({t}, {out_shape!r})" if broadcast else t
+
+    return expand
+
+
+def _write_diagonal_assignment(
+    core: str, output: str, sizes: dict[str, int], letter: str
+) -> Callable[[str, list[str], Callable[[], str]], str]:
+    """``i->ii`` and its kin by assignment: the letter's axis last, written with stride
+    n+1 into flat zeros, reshaped to (n, n) and permuted into the output's order."""
+    rest = [s for s in core if s != letter]
+    n = sizes[letter]
+    rest_shape = tuple(sizes[s] for s in rest)
+    axes = {s: i for i, s in enumerate(rest)}
+    seen = 0
+    perm = []
+    for s in output:
+        if s == letter:
+            perm.append(len(rest) + seen)
+            seen += 1
+        else:
+            perm.append(axes[s])
+
+    def expand(y: str, lines: list[str], temporary: Callable[[], str]) -> str:
+        if not y.isidentifier():
+            named = temporary()
+            lines.append(f"{named} = {y}")
+            y = named
+        t = temporary()
+        if letter in core:
+            moved = _api_permuted(y, [core.index(s) for s in rest] + [core.index(letter)])
+        else:  # a broadcast diagonal (the VJP of a trace): the same value all along it
+            moved = _api_reshaped(_api_permuted(y, [core.index(s) for s in rest]), (), rest_shape + (1,))
+        lines.append(f"{t} = xp.zeros({rest_shape + (n * n,)!r}, dtype={y}.dtype, device=device({y}))")
+        lines.append(f"{t}[..., ::{n + 1}] = {moved}")
+        return _api_permuted(f"xp.reshape({t}, {rest_shape + (n, n)!r})", perm)
 
     return expand
 
