@@ -115,7 +115,7 @@ class Program:
                 and set(spec.inputs[1 - k]) <= set(spec.output)
                 and arrays.shape(t.value) == arrays.shape(ans)
                 and arrays.dtype(t.value) == arrays.dtype(ans)
-                and (c == 1 if isinstance(c, (int, float)) else isinstance(c, np.ndarray) and bool((c == 1).all()))
+                and (c == 1 if isinstance(c, (int, float)) else _all_ones(c))
             ):
                 return t
         return None
@@ -317,6 +317,15 @@ def _root(value: Any) -> Any:
     while isinstance(getattr(value, "base", None), np.ndarray):
         value = value.base
     return value
+
+
+def _all_ones(c: Any) -> bool:
+    """A constant array of ones (read on the host; a lazy Dask constant is not computed)."""
+    if isinstance(c, np.ndarray):
+        return bool((c == 1).all())
+    if arrays.is_numpy(c) or arrays.library_name(arrays.array_namespace(c)) == "dask":
+        return False
+    return bool(arrays.array_namespace(c).all(c == 1))
 
 
 # ================================================================= tracing
