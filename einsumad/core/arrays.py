@@ -125,26 +125,33 @@ _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 _NAMESPACE_BY_NAME: dict[str, Any] = {"numpy": np}
 
 
+def _bridge() -> Any:
+    """``array_api_compat``, imported when a first non-NumPy array arrives (None when it is
+    not installed: the core needs only NumPy; other libraries need the bridge or the standard)."""
+    try:
+        import array_api_compat
+    except ImportError:
+        return None
+    return array_api_compat
+
+
 def _namespace_of_type(x: Any) -> Any:
     kind = type(x)
     xp = _NAMESPACE_BY_TYPE.get(kind)
     if xp is not None:
         return xp
     own = getattr(x, "__array_namespace__", None)
-    try:
-        import array_api_compat
-    except ImportError:  # the core needs only NumPy; other libraries need the bridge or the standard
-        array_api_compat = None
-    if array_api_compat is not None:
+    bridge = _bridge()
+    if bridge is not None:
         try:
-            xp = array_api_compat.array_namespace(x)
+            xp = bridge.array_namespace(x)
         except TypeError:
             xp = None
     if xp is None and own is not None:
         xp = own()
     if xp is None:
         hint = (
-            "" if array_api_compat is not None else
+            "" if bridge is not None else
             " (for PyTorch, Dask or CuPy arrays install array-api-compat: pip install 'einsumad[backends]')"
         )
         raise TypeError(
@@ -264,11 +271,10 @@ def device(x: Any) -> Any:
         return x.device
     d = getattr(x, "device", None)
     if d is None or callable(d):
+        bridge = _bridge()
         try:
-            import array_api_compat
-
-            return array_api_compat.device(x)
-        except (ImportError, TypeError, ValueError):
+            return None if bridge is None else bridge.device(x)
+        except (TypeError, ValueError):
             return None
     return d
 
