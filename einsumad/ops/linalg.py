@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import device
 from ..core.arrays import ndim as _ndim
 from ..core.arrays import shape as _shape
 from ..core.backend import array_namespace
@@ -305,7 +306,8 @@ def _phi(m: Any, ans: Any) -> Any:
     xp = array_namespace(unbox(ans))
     n = _shape(ans)[-1]
     dtype = unbox(ans).dtype
-    mask = xp.tril(xp.ones((n, n), dtype=dtype), k=-1) + 0.5 * xp.eye(n, dtype=dtype)
+    where = device(ans)  # the operands' device (None for NumPy)
+    mask = xp.tril(xp.ones((n, n), dtype=dtype, device=where), k=-1) + 0.5 * xp.eye(n, dtype=dtype, device=where)
     return multiply(m, mask)
 
 
