@@ -30,9 +30,12 @@ pass, every cotangent and the result stay in that library and on its device:
   decomposition as NumPy's plans, in the standard's functions (``xp.permute_dims``,
   ``xp.reshape``, ``xp.matmul``, ``xp.sum``; a diagonal is a strided slice).
 
-In both, a 0-d operand (a Python number) is a factor multiplied in afterwards,
-and the generalised outputs are library-neutral: a broadcast letter is
-``xp.broadcast_to``, a diagonal embedding is a product with ``xp.eye``.
+In both, sums, permutations and products that contract nothing are written with
+the standard's functions and ``*``; a 0-d operand (a Python number) is a factor
+multiplied in afterwards; and the generalised outputs are library-neutral: a
+broadcast letter is ``xp.broadcast_to``, a diagonal embedding one strided write
+into zeros (``z[..., ::n+1] = y``) where the library's arrays take assignment, a
+product with ``xp.eye`` where they do not (Dask, JAX).
 """
 
 from __future__ import annotations
