@@ -18,10 +18,11 @@ from .algebra.errors import EinsumError, GradientCheckError
 from .algebra.matrix import matrix_form
 from .algebra.swap import jvp_subscripts, vjp_subscripts
 from .core.pytree import tree_flatten, tree_map, tree_unflatten
-from .core.tape import EscapedTracerError, Tensor
+from .core.tape import EscapedTracerError, MixedLibrariesError, Tensor
 from .ops import tensor_methods  # noqa: F401  (installs Tensor's operators)
 from .ops.arith import add, divide, exp, log, negative, power, reciprocal, sqrt, square, subtract
 from .ops.compare import stop_gradient
+from .ops.complex import abs, angle, conj, imag, real
 from .ops.einsum import broadcast_to, einsum, matmul, mean, multiply, sum, transpose
 from .ops.einsum_path import einsum_path
 from .ops.elementary import (
@@ -45,7 +46,7 @@ from .ops.nn import gelu, layer_norm, log_sigmoid, silu, softplus
 from .ops.products import prod
 from .ops.reduce import log_softmax, logsumexp, max, min, softmax
 from .ops.scan import cumsum
-from .ops.select import abs, clip, maximum, minimum, one_hot, where
+from .ops.select import clip, maximum, minimum, one_hot, where
 from .ops.shape import concatenate, rearrange, reshape, stack
 from .ops.special import erf
 from .ops.statistics import std, var
@@ -71,6 +72,8 @@ __all__ = [
     "log1p", "expm1", "logaddexp", "softplus", "log_sigmoid", "silu", "erf", "gelu",
     "tan", "arctan", "arcsin", "arccos", "sinh", "cosh", "arctanh", "sign", "floor", "round",
     "var", "std", "prod", "cumsum", "layer_norm",
+    # complex numbers: the ops that are not holomorphic
+    "real", "imag", "conj", "angle",
     # linear algebra
     "inv", "solve", "det", "slogdet", "cholesky", "eigh", "trace", "norm",
     # transformations
@@ -84,5 +87,5 @@ __all__ = [
     # checking derivatives
     "check_grads", "check_gradient",
     # errors
-    "EinsumError", "GradientCheckError", "EscapedTracerError",
+    "EinsumError", "GradientCheckError", "EscapedTracerError", "MixedLibrariesError",
 ]

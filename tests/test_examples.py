@@ -26,7 +26,7 @@ def load(name: str):
     return module
 
 
-WITH_QUICK_MODE = {"mlp_digits", "attention", "tensor_train", "hessian_logreg"}
+WITH_QUICK_MODE = {"mlp_digits", "attention", "tensor_train", "hessian_logreg", "dask_least_squares"}
 OTHERS = sorted({p.stem for p in EXAMPLES.glob("*.py")} - WITH_QUICK_MODE)
 
 
@@ -95,6 +95,17 @@ def test_hessian_logreg_closed_form_is_a_true_hessian():
     eps = 1e-6
     numeric = np.stack([(numpy_grad(w + eps * e) - numpy_grad(w - eps * e)) / (2 * eps) for e in np.eye(3)])
     np.testing.assert_allclose(module.closed_form_hessian(w, X), numeric, rtol=1e-7)
+
+
+def test_dask_least_squares():
+    """Two worker processes fit the model; the first gradient equals the chunk-by-chunk NumPy sum."""
+    pytest.importorskip("dask.array", reason="Dask is not installed (pip install 'einsumad[backends]')")
+    pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'einsumad[backends]')")
+    pytest.importorskip("array_api_compat", reason="array-api-compat is not installed (pip install 'einsumad[backends]')")
+    result = load("dask_least_squares").main(quick=True)
+    assert result["max_gradient_difference"] < 1e-10
+    assert result["workers_restarted"] == 0
+    assert result["loss_last"] < result["loss_first"] / 100
 
 
 def test_quick_flag_on_the_command_line(tmp_path):

@@ -314,6 +314,9 @@ OPS = {
     "det": lambda x: ea.det(SPD + 0.1 * x.T @ x), "slogdet": lambda x: ea.slogdet(SPD + 0.1 * x.T @ x)[1],
     "cholesky": lambda x: ea.cholesky(SPD + 0.1 * x.T @ x), "eigh": lambda x: ea.eigh(SPD + x.T @ x)[0],
     "trace": lambda x: ea.trace(x @ x.T),
+    "real": lambda x: ea.real(x * (1 + 2j) * x), "imag": lambda x: ea.imag(x * (1 + 2j) * x),
+    "conj": lambda x: ea.real(ea.conj(x * (1 + 2j)) * x * 1j), "angle": lambda x: ea.angle(x * (1 + 2j) - 0.5),
+    "abs_complex": lambda x: ea.abs(x * (1 + 2j) - 0.5j),
 }
 
 
@@ -344,7 +347,7 @@ NOT_OPS = {
     "vjp_subscripts", "jvp_subscripts", "derive", "Derivation", "matrix_form", "name", "compile", "codegen", "einsum_path",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian", "Tensor", "primitive",
     "defvjp", "defvjp_all", "defjvp", "tree_flatten", "tree_unflatten", "tree_map", "check_grads",
-    "check_gradient", "EinsumError", "GradientCheckError", "EscapedTracerError",
+    "check_gradient", "EinsumError", "GradientCheckError", "EscapedTracerError", "MixedLibrariesError",
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .arrays import array_namespace
 from .delta import KroneckerDelta
 from .primitive import Declaration, Primitive
 
@@ -23,10 +24,14 @@ __all__ = ["add_any", "accumulate", "PerArgument"]
 
 def _add_any_impl(a: Any, b: Any) -> Any:
     if isinstance(a, KroneckerDelta):
-        a = np.asarray(a)
+        a = a.materialize()
     if isinstance(b, KroneckerDelta):
-        b = np.asarray(b)
-    return np.add(a, b)
+        b = b.materialize()
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return np.add(a, b)
+    if array_namespace(a, b) is np:
+        return np.add(a, b)
+    return a + b  # the array library's own addition
 
 
 class _AddAny(Declaration):

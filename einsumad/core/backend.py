@@ -18,6 +18,24 @@ The same source is what eager evaluation runs (each plan is compiled from it
 once) and what ``ea.codegen`` prints and ``ea.compile`` executes, so the three
 can never disagree. Equations are written with the letters of
 :func:`~einsumad.algebra.letters.readable_letters`.
+
+Operands of another array library get a plan in one of two dialects, keyed by
+the library (:func:`~einsumad.core.arrays.library_name`), so that the forward
+pass, every cotangent and the result stay in that library and on its device:
+
+* libraries opt_einsum dispatches to (Dask, CuPy, PyTorch, JAX): the
+  contraction is ``contract("ij,jk->ik", a, b, backend="torch")``, opt_einsum's
+  own path and the library's tensordot and einsum;
+* any other array API library (``array_api_strict``, the reference): the same
+  decomposition as NumPy's plans, in the standard's functions (``xp.permute_dims``,
+  ``xp.reshape``, ``xp.matmul``, ``xp.sum``; a diagonal is a strided slice).
+
+In both, sums, permutations and products that contract nothing are written with
+the standard's functions and ``*``; a 0-d operand (a Python number) is a factor
+multiplied in afterwards; and the generalised outputs are library-neutral: a
+broadcast letter is ``xp.broadcast_to``, a diagonal embedding one strided write
+into zeros (``z[..., ::n+1] = y``) where the library's arrays take assignment, a
+product with ``xp.eye`` where they do not (Dask, JAX).
 """
 
 from __future__ import annotations
@@ -31,8 +49,14 @@ import opt_einsum
 from ..algebra.letters import readable_letters
 from ..algebra.subscripts import Spec
 from ..algebra.swap import run_pairwise
+from .arrays import array_namespace, device, dtype, dtype_kind, library_name, namespace_named
+from .arrays import shape as shape_of
+from .delta import KroneckerDelta
 
-__all__ = ["Plan", "plan", "evaluate", "contraction_path", "embed_diagonal", "HELPERS", "array_namespace"]
+__all__ = [
+    "Plan", "plan", "evaluate", "contraction_path", "embed_diagonal", "HELPERS", "array_namespace",
+    "contract", "OPT_EINSUM_BACKENDS",
+]
 
 Shapes = tuple[tuple[int, ...], ...]
 
@@ -53,28 +77,29 @@ def embed_diagonal(y: Any, unique: str, output: str, out_shape: tuple[int, ...])
     return out
 
 
-_PLAIN = (int, float, complex, bool, np.ndarray, np.generic)
+#: Libraries whose contractions go through opt_einsum's backend dispatch.
+OPT_EINSUM_BACKENDS = frozenset({"torch", "dask", "cupy", "jax"})
 
 
-def array_namespace(*arrays: Any) -> Any:
-    """The array library the operands come from: ``numpy`` for NumPy arrays and
-    Python numbers. Ops write their implementations against this namespace
-    (``xp.tanh(x)``), using only functions of the Python array API standard.
+@functools.lru_cache(maxsize=4096)
+def _contract_expression(equation: str, shapes: Shapes) -> Any:
+    return opt_einsum.contract_expression(equation, *shapes, optimize="auto")
 
-    >>> array_namespace(np.ones(2), 2.0) is np
-    True
+
+def contract(equation: str, *operands: Any, backend: str) -> Any:
+    """``opt_einsum.contract(equation, *operands, backend=backend)``, its path planned
+    once per shapes: the contraction of a Dask, CuPy, PyTorch or JAX plan.
+
+    >>> contract("ij,j->i", np.eye(2), np.ones(2), backend="numpy")
+    array([1., 1.])
     """
-    for a in arrays:
-        if not isinstance(a, _PLAIN):
-            raise TypeError(
-                f"einsumad works on NumPy arrays; got an operand of type {type(a).__module__}."
-                f"{type(a).__qualname__}"
-            )
-    return np
+    shapes = tuple(tuple(shape_of(o)) for o in operands)
+    return _contract_expression(equation, shapes)(*operands, backend=backend)
 
 
-#: Names the generated source may use besides ``np``.
-HELPERS: dict[str, Any] = {"np": np, "embed_diagonal": embed_diagonal}
+#: Names the generated source may use besides ``np`` (and ``xp``, the operands'
+#: namespace, in a plan of another library).
+HELPERS: dict[str, Any] = {"np": np, "embed_diagonal": embed_diagonal, "contract": contract, "device": device}
 
 
 class Plan:
@@ -126,8 +151,8 @@ def _operands(arrays: Sequence[Any]) -> list[Any]:
     return [np.asarray(a, dtype=dtype) for a in arrays]
 
 
-def evaluate(spec: Spec, *arrays: Any) -> np.ndarray:
-    """Evaluate the generalised einsum ``spec`` on ``arrays``.
+def evaluate(spec: Spec, *arrays: Any) -> Any:
+    """Evaluate the generalised einsum ``spec`` on ``arrays`` (in their own library).
 
     >>> from einsumad.algebra.subscripts import parse, resolve
     >>> a = np.arange(6.0).reshape(2, 3)
@@ -137,10 +162,26 @@ def evaluate(spec: Spec, *arrays: Any) -> np.ndarray:
     array([[1., 0.],
            [0., 2.]])
     """
+    for a in arrays:
+        if type(a) is not np.ndarray:
+            xp = array_namespace(*arrays)
+            if xp is not np:
+                return _evaluate_in(xp, spec, arrays)
+            break
     operands = _operands(arrays)
     shapes = tuple([a.shape for a in operands])
     integer = any(a.dtype.kind in "iub" for a in operands)
     return plan(spec, shapes, integer)(*operands)
+
+
+def _evaluate_in(xp: Any, spec: Spec, arrays: Sequence[Any]) -> Any:
+    """``evaluate`` for operands of another library: its own plan, its own calls."""
+    operands = [a.materialize() if type(a) is KroneckerDelta else a for a in arrays]
+    shapes = tuple(shape_of(a) for a in operands)
+    integer = any(
+        dtype_kind(dtype(a)) in "iub" for a in operands if not isinstance(a, (int, float, complex, np.generic))
+    )
+    return plan(spec, shapes, integer, library_name(xp))(*operands)
 
 
 def _sized(spec: Spec, shapes: Shapes) -> dict[str, int]:
@@ -154,12 +195,16 @@ def _sized(spec: Spec, shapes: Shapes) -> dict[str, int]:
 
 
 @functools.lru_cache(maxsize=8192)
-def plan(spec: Spec, shapes: Shapes, integer: bool = False) -> Plan:
+def plan(spec: Spec, shapes: Shapes, integer: bool = False, library: str = "numpy") -> Plan:
     """The plan for ``spec`` on operands of ``shapes`` (cached).
 
     ``integer`` asks for sums that keep an integer dtype (``numpy.sum`` would
-    widen int32 to int64; ``numpy.einsum`` does not).
+    widen int32 to int64; ``numpy.einsum`` does not). ``library`` names the
+    operands' array library (:func:`~einsumad.core.arrays.library_name`); every
+    library but NumPy gets a plan of its own dialect (see the module docstring).
     """
+    if library != "numpy":
+        return _foreign_plan(spec, shapes, integer, library)
     sizes = _sized(spec, shapes)
     namespace: dict[str, Any] = {}
     if len(spec.inputs) >= 3:
@@ -182,7 +227,9 @@ def plan(spec: Spec, shapes: Shapes, integer: bool = False) -> Plan:
     return Plan(spec, shapes, write, namespace)
 
 
-def _write_path(spec: Spec, shapes: Shapes, sizes: dict[str, int], integer: bool, namespace: dict[str, Any]) -> Callable:
+def _write_path(
+    spec: Spec, shapes: Shapes, sizes: dict[str, int], integer: bool, namespace: dict[str, Any], library: str = "numpy"
+) -> Callable:
     """Three or more operands: the pairwise steps of opt_einsum's optimised path."""
     path = contraction_path(spec, shapes)
 
@@ -191,7 +238,7 @@ def _write_path(spec: Spec, shapes: Shapes, sizes: dict[str, int], integer: bool
         shape_of = dict(zip(args, shapes))
 
         def step(step_spec: Spec, chosen: list[str]) -> str:
-            step_plan = plan(step_spec, tuple(shape_of[c] for c in chosen), integer)
+            step_plan = plan(step_spec, tuple(shape_of[c] for c in chosen), integer, library)
             namespace.update(step_plan.namespace)
             name = temporary()
             lines.extend(step_plan.lines(chosen, name, temporary))
@@ -460,6 +507,236 @@ def _write_expand(core: str, output: str, sizes: dict[str, int]) -> Callable[[st
         if len(unique) != len(output):
             y = f"embed_diagonal({y}, {unique!r}, {output!r}, {out_shape})"
         return y
+
+    return expand
+
+
+# ================================================================= plans for other array libraries
+#   The same steps as NumPy's plans, each written so that it runs in the operands'
+#   library: opt_einsum's dispatch for the libraries it knows, the array API
+#   standard's functions for any other. Writers of a step take the operands'
+#   source names, may add statements to ``lines``, and return an expression.
+
+Writer = Callable[[list[str], list[str], Callable[[], str]], str]
+
+
+def _foreign_plan(spec: Spec, shapes: Shapes, integer: bool, library: str) -> Plan:
+    namespace: dict[str, Any] = {"xp": namespace_named(library)}
+    sizes = _sized(spec, shapes)
+    if library not in OPT_EINSUM_BACKENDS and len(spec.inputs) >= 3:
+        path_write = _write_path(spec, shapes, sizes, integer, namespace, library)
+        path_write.accepts_scalars = True  # type: ignore[attr-defined]
+        return Plan(spec, shapes, path_write, namespace)
+    factors = [k for k, n in enumerate(shapes) if n == ()]  # 0-d operands: multiplied in afterwards
+    arrays = [k for k, n in enumerate(shapes) if n != ()]
+    terms = tuple(spec.inputs[k] for k in arrays)
+    present = set("".join(terms))
+    core = "".join(s for s in dict.fromkeys(spec.output) if s in present)
+    if not arrays:
+        contracted: Writer | None = None
+    elif library in OPT_EINSUM_BACKENDS and _contracts(terms, core) and not (library == "dask" and _repeats(terms)):
+        contracted = _write_dispatch(terms, core, library)
+    else:  # sums, permutations and products: the standard's functions and ``*``, as a person writes them
+        contracted = _write_array_api(terms, core, tuple(shapes[k] for k in arrays), integer)
+    expand = _write_neutral_expand(core, spec.output, sizes, library)
+
+    def write(args: list[str], result: str, temporary: Callable[[], str]) -> list[str]:
+        lines: list[str] = []
+        value = contracted([args[k] for k in arrays], lines, temporary) if contracted is not None else None
+        for k in factors:
+            value = args[k] if value is None else f"{_wrapped(value)} * {args[k]}"
+        assert value is not None
+        if expand is not None:
+            value = expand(value, lines, temporary)
+        return [*lines, f"{result} = {value}"]
+
+    write.accepts_scalars = True  # type: ignore[attr-defined]
+    return Plan(spec, shapes, write, namespace)
+
+
+def _repeats(terms: tuple[str, ...]) -> bool:
+    """Whether a term repeats a letter (Dask's einsum needs equal chunks along both axes
+    of a diagonal; the standard's strided slice does not)."""
+    return any(len(set(t)) != len(t) for t in terms)
+
+
+def _contracts(terms: tuple[str, ...], core: str) -> bool:
+    """Whether the step takes a diagonal or contracts a letter shared by two operands."""
+    if _repeats(terms):
+        return True
+    return len(terms) > 2 or (len(terms) == 2 and any(s in terms[1] and s not in core for s in terms[0]))
+
+
+def _wrapped(expression: str) -> str:
+    return expression if expression.isidentifier() or " " not in expression else f"({expression})"
+
+
+def _write_dispatch(terms: tuple[str, ...], core: str, library: str) -> Writer:
+    """The contraction by opt_einsum's dispatch to the library (its einsum and tensordot)."""
+    if len(terms) == 1 and terms[0] == core:
+        return lambda args, lines, temporary: args[0]
+    letters = readable_letters([*terms, core])
+    if not all(c.isascii() and c.isalpha() for c in letters.values()):
+        letters = {s: opt_einsum.get_symbol(i) for i, s in enumerate(dict.fromkeys("".join(terms) + core))}
+    equation = ",".join("".join(letters[s] for s in t) for t in terms) + "->" + "".join(letters[s] for s in core)
+    return lambda args, lines, temporary: f'contract("{equation}", {", ".join(args)}, backend="{library}")'
+
+
+def _api_permuted(x: str, perm: Sequence[int]) -> str:
+    perm = tuple(perm)
+    return x if perm == tuple(range(len(perm))) else f"xp.permute_dims({x}, {perm!r})"
+
+
+def _api_reshaped(x: str, old: tuple[int, ...], new: tuple[int, ...]) -> str:
+    return x if tuple(old) == tuple(new) else f"xp.reshape({x}, {tuple(new)!r})"
+
+
+def _api_diagonals(x: str, term: str, shape_: tuple[int, ...]) -> tuple[str, str, tuple[int, ...]]:
+    """The diagonal of every letter repeated in ``term``: the two axes moved last, merged,
+    and every (n+1)-th entry taken (a strided slice, in every array API library)."""
+    while len(set(term)) != len(term):
+        letter = next(s for s in term if term.count(s) > 1)
+        p = term.index(letter)
+        q = term.index(letter, p + 1)
+        rest = [i for i in range(len(term)) if i not in (p, q)]
+        n = shape_[p]
+        merged = tuple(shape_[i] for i in rest) + (n * n,)
+        x = f"xp.reshape({_api_permuted(x, rest + [p, q])}, {merged!r})[..., ::{n + 1}]"
+        term = "".join(term[i] for i in rest) + letter
+        shape_ = tuple(shape_[i] for i in rest) + (n,)
+    return x, term, shape_
+
+
+def _api_reduced(x: str, term: str, shape_: tuple[int, ...], keep: str, integer: bool) -> tuple[str, str, tuple[int, ...]]:
+    """Sum the letters of ``term`` absent from ``keep``; the rest stay in ``term``'s order."""
+    summed = tuple(i for i, s in enumerate(term) if s not in keep)
+    if not summed:
+        return x, term, shape_
+    dtype_ = f", dtype={x}.dtype" if integer and x.isidentifier() else ""
+    x = f"xp.sum({x}, axis={_axes(summed)}{dtype_})"
+    kept = [i for i in range(len(term)) if i not in summed]
+    return x, "".join(term[i] for i in kept), tuple(shape_[i] for i in kept)
+
+
+def _write_array_api(terms: tuple[str, ...], core: str, shapes: Shapes, integer: bool) -> Writer:
+    """One or two operands contracted in the array API standard's functions: diagonals,
+    sums, a permutation, and a product (``*`` when no letter is contracted, else
+    ``xp.matmul`` on operands permuted and reshaped to (batch, rows, columns))."""
+
+    def write(args: list[str], lines: list[str], temporary: Callable[[], str]) -> str:
+        views = [_api_diagonals(x, t, n) for x, t, n in zip(args, terms, shapes)]
+        if len(views) == 1:
+            x, term, shape_ = _api_reduced(*views[0], keep=core, integer=integer)
+            return _api_permuted(x, [term.index(s) for s in core])
+        (a, ta, sa), (b, tb, sb) = views
+        a, ta, sa = _api_reduced(a, ta, sa, keep=tb + core, integer=integer)
+        b, tb, sb = _api_reduced(b, tb, sb, keep=ta + core, integer=integer)
+        size = dict(zip(ta, sa)) | dict(zip(tb, sb))
+        first_a = [s for s in core if s in ta and s not in tb]
+        first_b = [s for s in core if s in tb and s not in ta]
+        if first_a and first_b and core.index(first_b[0]) < core.index(first_a[0]):
+            (a, ta, sa), (b, tb, sb) = (b, tb, sb), (a, ta, sa)  # (A B)^T = B^T A^T: no final permutation
+        batch = [s for s in core if s in ta and s in tb]
+        contracted = [s for s in ta if s in tb and s not in core]
+        if not contracted:  # Hadamard, outer and broadcast products: aligned views times each other
+            def aligned(x: str, term: str, shape_: tuple[int, ...]) -> str:
+                order = sorted(term, key=core.index)
+                x = _api_permuted(x, [term.index(s) for s in order])
+                own = dict(zip(term, shape_))
+                return _api_reshaped(x, tuple(own[s] for s in order), tuple(own.get(s, 1) for s in core))
+
+            return f"{aligned(a, ta, sa)} * {aligned(b, tb, sb)}"
+        left = [s for s in core if s in ta and s not in tb]
+        right = [s for s in core if s in tb and s not in ta]
+
+        def n(letters: list[str]) -> int:
+            return int(np.prod([size[s] for s in letters], dtype=np.int64))
+
+        def operand(x: str, term: str, order: list[str], matrix: tuple[int, ...]) -> str:
+            x = _api_permuted(x, [term.index(s) for s in order])
+            return _api_reshaped(x, tuple(size[s] for s in order), matrix)
+
+        lead = (n(batch),) if batch else ()
+        product = (
+            f"xp.matmul({operand(a, ta, batch + left + contracted, lead + (n(left), n(contracted)))}, "
+            f"{operand(b, tb, batch + contracted + right, lead + (n(contracted), n(right)))})"
+        )
+        middle = batch + left + right
+        product = _api_reshaped(product, lead + (n(left), n(right)), tuple(size[s] for s in middle))
+        return _api_permuted(product, [middle.index(s) for s in core])
+
+    return write
+
+
+#: Libraries whose arrays take assignment to a strided slice (Dask's and JAX's do not).
+_WRITABLE = frozenset({"torch", "cupy", "array_api_strict"})
+
+
+def _write_neutral_expand(
+    core: str, output: str, sizes: dict[str, int], library: str = ""
+) -> Callable[[str, list[str], Callable[[], str]], str] | None:
+    """The generalised output forms in any library: ``y`` (axes ``core``) reshaped onto the
+    output's axes, times ``xp.eye`` for each repeated letter (a diagonal embedding),
+    broadcast along letters absent from the inputs. A library whose arrays take slice
+    assignment writes one diagonal into zeros instead (``z[..., ::n+1] = y``)."""
+    if core == output:
+        return None
+    repeated = [s for s in dict.fromkeys(output) if output.count(s) > 1]
+    if (
+        library in _WRITABLE and len(repeated) == 1 and output.count(repeated[0]) == 2
+        and set(output) - set(core) <= set(repeated)
+    ):
+        return _write_diagonal_assignment(core, output, sizes, repeated[0])
+    first: dict[str, int] = {}
+    for p, s in enumerate(output):
+        first.setdefault(s, p)
+    placed = tuple(sizes[s] if first[s] == p and s in core else 1 for p, s in enumerate(output))
+    repeats = [(first[s], p, sizes[s]) for p, s in enumerate(output) if first[s] != p]
+    out_shape = tuple(sizes[s] for s in output)
+    broadcast = any(s not in core for s in output)
+
+    def expand(y: str, lines: list[str], temporary: Callable[[], str]) -> str:
+        t = temporary()
+        lines.append(f"{t} = xp.reshape({y}, {placed!r})")
+        for p, q, n in repeats:
+            mask = tuple(n if i in (p, q) else 1 for i in range(len(output)))
+            lines.append(f"{t} = {t} * xp.reshape(xp.eye({n}, dtype={t}.dtype, device=device({t})), {mask!r})")
+        return f"xp.broadcast_to({t}, {out_shape!r})" if broadcast else t
+
+    return expand
+
+
+def _write_diagonal_assignment(
+    core: str, output: str, sizes: dict[str, int], letter: str
+) -> Callable[[str, list[str], Callable[[], str]], str]:
+    """``i->ii`` and its kin by assignment: the letter's axis last, written with stride
+    n+1 into flat zeros, reshaped to (n, n) and permuted into the output's order."""
+    rest = [s for s in core if s != letter]
+    n = sizes[letter]
+    rest_shape = tuple(sizes[s] for s in rest)
+    axes = {s: i for i, s in enumerate(rest)}
+    seen = 0
+    perm = []
+    for s in output:
+        if s == letter:
+            perm.append(len(rest) + seen)
+            seen += 1
+        else:
+            perm.append(axes[s])
+
+    def expand(y: str, lines: list[str], temporary: Callable[[], str]) -> str:
+        if not y.isidentifier():
+            named = temporary()
+            lines.append(f"{named} = {y}")
+            y = named
+        t = temporary()
+        if letter in core:
+            moved = _api_permuted(y, [core.index(s) for s in rest] + [core.index(letter)])
+        else:  # a broadcast diagonal (the VJP of a trace): the same value all along it
+            moved = _api_reshaped(_api_permuted(y, [core.index(s) for s in rest]), (), rest_shape + (1,))
+        lines.append(f"{t} = xp.zeros({rest_shape + (n * n,)!r}, dtype={y}.dtype, device=device({y}))")
+        lines.append(f"{t}[..., ::{n + 1}] = {moved}")
+        return _api_permuted(f"xp.reshape({t}, {rest_shape + (n, n)!r})", perm)
 
     return expand
 

@@ -7,6 +7,12 @@ one value along several paths (:func:`~einsumad.core.accumulate.accumulate`).
 
 An *observer* may watch the pass: ``ea.derive`` builds its step-by-step
 derivation from these events instead of running a pass of its own.
+
+Complex numbers: every rule is the transpose for the pairing ``<c, v> = Re(sum c v)``
+(no conjugation; docs/guide/complex.md). The cotangent of a real value is real: when
+a complex contribution reaches a real value (a real weight scaling a complex
+tensor), only its real part pairs with the value's real tangents, so the pass keeps
+the real part (:data:`~einsumad.core.structural.real_p`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .accumulate import add_any
+from .arrays import is_complex
+from .structural import real_p
 from .tape import Node
 
 __all__ = ["toposort", "backward", "Observer"]
@@ -86,5 +94,7 @@ def backward(seeds: list[tuple[Node, Any]], observer: Observer | None = None) ->
                 observer.vjp(node, argnum, g, contribution)
             if contribution is None:
                 continue
+            if is_complex(contribution) and parent.ans is not None and not is_complex(parent.ans):
+                contribution = real_p(contribution)
             pending[parent] = add_any(pending[parent], contribution) if parent in pending else contribution
     return leaves

@@ -25,19 +25,16 @@ import numpy as np
 from ..algebra import swap as algebra
 from ..algebra.subscripts import Spec, parse, resolve
 from .accumulate import PerArgument
+from .arrays import full_like_scalar, ndim
+from .arrays import shape as _shape
 from .backend import evaluate
 from .delta import KroneckerDelta
 from .primitive import Primitive
-from .tape import unbox
 
 __all__ = [
     "Einsum", "einsum_p", "contract", "swapped", "tangent_spec",
     "broadcast_batched", "unbroadcast", "scale_and_unbroadcast", "scale_and_broadcast",
 ]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 @functools.lru_cache(maxsize=8192)
@@ -63,9 +60,13 @@ def contract(spec: Spec, *operands: Any) -> Any:
         if isinstance(operand, KroneckerDelta) and len(operands) > 1:
             rest = operands[:k] + operands[k + 1 :]
             if all(isinstance(r, (int, float, complex)) for r in rest):
-                # Python numbers adopt the delta's dtype, as they would an array's.
-                dtype = np.result_type(operand.dtype, *rest)
-                rest = tuple(np.asarray(r, dtype=dtype) for r in rest)
+                # Python numbers adopt the delta's dtype, as they would an array's (and its library).
+                if operand.namespace is np:
+                    dtype = np.result_type(operand.dtype, *rest)
+                    rest = tuple(np.asarray(r, dtype=dtype) for r in rest)
+                else:
+                    like = operand.namespace.zeros((), dtype=operand.dtype, device=operand.device)
+                    rest = tuple(full_like_scalar(r, like) for r in rest)
             return contract(_delta_contracted(spec, k), *rest)
     return einsum_p(*operands, spec=spec)
 
@@ -93,11 +94,11 @@ class Einsum(PerArgument):
     def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
         spec = self.spec(args, params)
         others = args[:k] + args[k + 1 :]
-        return contract(swapped(spec, k, np.ndim(unbox(g)) - len(spec.output)), g, *others)
+        return contract(swapped(spec, k, ndim(g) - len(spec.output)), g, *others)
 
     def jvp_one(self, prim: Primitive, k: int, t: Any, ans: Any, args: tuple, params: dict) -> Any:
         spec = self.spec(args, params)
-        nbatch = np.ndim(unbox(t)) - len(spec.inputs[k])
+        nbatch = ndim(t) - len(spec.inputs[k])
         return contract(tangent_spec(spec, k, nbatch), *args[:k], t, *args[k + 1 :])
 
 
@@ -106,7 +107,7 @@ def _resolved(subscripts: str, shapes: tuple) -> Spec:
     return resolve(parse(subscripts), shapes)
 
 
-def _einsum_impl(*operands: Any, spec: Spec) -> np.ndarray:
+def _einsum_impl(*operands: Any, spec: Spec) -> Any:
     for k, operand in enumerate(operands):
         if isinstance(operand, KroneckerDelta) and len(operands) > 1:
             return _einsum_impl(*operands[:k], *operands[k + 1 :], spec=_delta_contracted(spec, k))
@@ -136,7 +137,7 @@ def broadcast_batched(t: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]
     if tuple(shape) == tuple(out_shape):
         return t
     spec = _broadcast_term_spec(tuple(shape), tuple(out_shape))
-    return contract(tangent_spec(spec, 0, np.ndim(unbox(t)) - len(shape)), t)
+    return contract(tangent_spec(spec, 0, ndim(t) - len(shape)), t)
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
@@ -144,7 +145,7 @@ def unbroadcast(g: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> A
     if tuple(shape) == tuple(out_shape):
         return g
     spec = _broadcast_term_spec(tuple(shape), tuple(out_shape))
-    return contract(swapped(spec, 0, np.ndim(unbox(g)) - len(out_shape)), g)
+    return contract(swapped(spec, 0, ndim(g) - len(out_shape)), g)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -171,7 +172,7 @@ def scale_and_unbroadcast(g: Any, factor: Any, shape: tuple[int, ...], out_shape
         return unbroadcast(g, shape, out_shape)
     spec = _scaled_spec(tuple(shape), _shape(factor), tuple(out_shape))
     # Swap the argument's term with the output's: the argument's letters come out.
-    return contract(swapped(spec, 0, np.ndim(unbox(g)) - len(out_shape)), g, factor)
+    return contract(swapped(spec, 0, ndim(g) - len(out_shape)), g, factor)
 
 
 def scale_and_broadcast(t: Any, factor: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
@@ -179,7 +180,7 @@ def scale_and_broadcast(t: Any, factor: Any, shape: tuple[int, ...], out_shape: 
     if _is_one(factor):
         return broadcast_batched(t, shape, out_shape)
     spec = _scaled_spec(tuple(shape), _shape(factor), tuple(out_shape))
-    return contract(tangent_spec(spec, 0, np.ndim(unbox(t)) - len(shape)), t, factor)
+    return contract(tangent_spec(spec, 0, ndim(t) - len(shape)), t, factor)
 
 
 def einsum_of(subscripts: str) -> Callable[..., Any]:

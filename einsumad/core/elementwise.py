@@ -18,21 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from .accumulate import PerArgument
+from .arrays import shape as _shape
 from .einsum import scale_and_broadcast, scale_and_unbroadcast
 from .primitive import Notation, Primitive
-from .tape import unbox
 
 __all__ = ["Elementwise", "Notation"]
 
 #: ``partial(ans, *args, **params)`` returns ``∂f/∂x_k``, or a number.
 Partial = Callable[..., Any]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 class Elementwise(PerArgument):

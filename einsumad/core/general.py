@@ -24,6 +24,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .accumulate import PerArgument
+from .arrays import dtype as _dtype
+from .arrays import ndim, zeros
+from .arrays import shape as _shape
 from .backward import backward
 from .delta import KroneckerDelta
 from .primitive import Notation, Primitive
@@ -39,21 +42,17 @@ class RuleError(TypeError):
     """A declared rule could not be used as forward mode needs it."""
 
 
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
-
-
 def map_leading(fn: Callable[[Any], Any], x: Any, extra: int, result_shape: tuple[int, ...]) -> Any:
     """Apply ``fn`` to each slice of ``x`` along ``extra`` leading axes and stack the results.
 
     ``result_shape`` is the shape of one result (used when there are no slices).
     """
     if isinstance(x, KroneckerDelta):
-        x = np.asarray(x)
+        x = x.materialize()
     batch = _shape(x)[:extra]
     count = int(np.prod(batch, dtype=np.int64))
     if count == 0:
-        return np.zeros(batch + tuple(result_shape), dtype=np.result_type(unbox(x)))
+        return zeros(batch + tuple(result_shape), _dtype(x), like=unbox(x))
     flat = reshape_p(x, shape=(count,) + _shape(x)[extra:])
     results = [fn(getitem_p(flat, index=(i,))) for i in range(count)]
     stacked = stack_p(*results, axis=0)
@@ -101,13 +100,13 @@ class General(PerArgument):
             )
         if self.batched:
             return rule(g, ans, *args, **params)
-        extra = np.ndim(unbox(g)) - np.ndim(unbox(ans))
+        extra = ndim(g) - ndim(ans)
         if extra:
             return map_leading(lambda gi: self.vjp(prim, k, gi, ans, args, params), g, extra, _shape(args[k]))
         return _checked(prim, rule(g, ans, *args, **params), args[k], "VJP")
 
     def jvp_one(self, prim: Primitive, k: int, t: Any, ans: Any, args: tuple, params: dict) -> Any:
-        extra = np.ndim(unbox(t)) - np.ndim(unbox(args[k]))
+        extra = ndim(t) - ndim(args[k])
         if extra and not self.batched:
             return map_leading(lambda ti: self.jvp_one(prim, k, ti, ans, args, params), t, extra, _shape(ans))
         rule = self.jvp_rule(k)
@@ -133,7 +132,7 @@ def _checked(prim: Primitive, result: Any, like: Any, kind: str) -> Any:
 
 def _transposed_vjp(decl: General, prim: Primitive, k: int, t: Any, ans: Any, args: tuple, params: dict) -> Any:
     """``J t`` from the VJP alone: one backward pass through the VJP, seeded with ``t``."""
-    g0 = np.zeros(_shape(ans), dtype=np.result_type(unbox(ans)))
+    g0 = zeros(_shape(ans), _dtype(ans), like=unbox(ans))
     leaf = Node.leaf(g0)
     with new_trace(REVERSE) as trace:
         try:
@@ -149,6 +148,6 @@ def _transposed_vjp(decl: General, prim: Primitive, k: int, t: Any, ans: Any, ar
                 "or check reverse mode only (ea.check_grads(..., modes=('rev',)))."
             ) from None
     if not (isinstance(out, Tensor) and out.trace is trace):
-        return np.zeros(_shape(ans), dtype=np.result_type(unbox(ans)))
+        return zeros(_shape(ans), _dtype(ans), like=unbox(ans))
     found = backward([(out.node, t)])
-    return found.get(leaf, np.zeros(_shape(ans), dtype=np.result_type(unbox(ans))))
+    return found.get(leaf, zeros(_shape(ans), _dtype(ans), like=unbox(ans)))

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
+from .arrays import dtype as _dtype
+from .arrays import ndim, zeros
+from .arrays import shape as _shape
 from .delta import KroneckerDelta
 from .einsum import broadcast_batched
 from .primitive import Declaration, Notation, Primitive
@@ -31,10 +32,6 @@ __all__ = ["Linear"]
 
 #: ``transpose(k, g, ans, *args, **params)`` returns the cotangent of argument k.
 Transpose = Callable[..., Any]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 def _unchanged(params: dict, batch: tuple[int, ...]) -> dict:
@@ -88,22 +85,22 @@ class Linear(Declaration):
         if not tangents:
             return None
         k0, t0 = next(iter(tangents.items()))
-        nbatch = np.ndim(unbox(t0)) - np.ndim(unbox(args[k0]))
+        nbatch = ndim(t0) - ndim(args[k0])
         batch = _shape(t0)[:nbatch]
-        dtype = np.result_type(unbox(t0))
+        dtype = _dtype(t0)
         ans_shape = _shape(ans)
         operands: list[Any] = []
         for k, arg in enumerate(args):
             if k in tangents:
                 t = tangents[k]
                 if isinstance(t, KroneckerDelta):
-                    t = np.asarray(t)
+                    t = t.materialize()
                 if self.broadcasts:
                     t = broadcast_batched(t, _shape(arg), ans_shape)
                 operands.append(t)
             elif self.is_linear_in(k):
                 zero_shape = () if self.broadcasts else batch + _shape(arg)
-                operands.append(np.zeros(zero_shape, dtype=dtype))
+                operands.append(zeros(zero_shape, dtype, like=unbox(t0)))
             else:
                 operands.append(arg)
         params = self.batch_params(params, batch) if nbatch else params

@@ -33,7 +33,7 @@ import numpy as np
 __all__ = [
     "REVERSE", "FORWARD", "STAGE",
     "Trace", "Node", "Tensor", "bind", "new_trace", "unbox", "strip_differentiation",
-    "EscapedTracerError", "register_numpy_equivalent",
+    "EscapedTracerError", "MixedLibrariesError", "register_numpy_equivalent",
 ]
 
 REVERSE = "rev"
@@ -43,6 +43,17 @@ STAGE = "stage"  # ea.compile: record primitive calls into a straight-line progr
 
 class EscapedTracerError(TypeError):
     """A traced value was used after the transformation that traced it returned."""
+
+
+class MixedLibrariesError(TypeError):
+    """Operands of one call come from different array libraries (or devices)."""
+
+    def within(self, op: str) -> MixedLibrariesError:
+        """The error with the op's name in front (once, at the innermost call)."""
+        if getattr(self, "op", None) is None:
+            self.op = op
+            self.args = (f"ea.{op}: {self.args[0]}",)
+        return self
 
 
 class Trace:
@@ -159,7 +170,11 @@ class Tensor:
     # Shape and type queries see through every level of boxing.
     @property
     def shape(self) -> tuple[int, ...]:
-        return np.shape(unbox(self))
+        value = unbox(self)
+        if type(value) is np.ndarray:
+            return value.shape
+        s = getattr(value, "shape", None)  # any array library's; never np.shape (it would compute a Dask array)
+        return np.shape(value) if s is None else tuple(s)
 
     @property
     def ndim(self) -> int:
@@ -170,8 +185,11 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
-    def dtype(self) -> np.dtype:
-        return np.asarray(unbox(self)).dtype
+    def dtype(self) -> Any:
+        """The dtype in the value's own library (``torch.float32`` for a torch tensor)."""
+        value = unbox(self)
+        d = getattr(value, "dtype", None)
+        return np.result_type(value) if d is None else d
 
     def __len__(self) -> int:
         if not self.shape:
@@ -179,7 +197,10 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"Tensor({np.array2string(np.asarray(unbox(self)), separator=', ')}, level={self.trace.level})"
+        value = unbox(self)
+        if isinstance(value, (np.ndarray, np.generic, int, float, complex)):
+            return f"Tensor({np.array2string(np.asarray(value), separator=', ')}, level={self.trace.level})"
+        return f"Tensor({value!r}, level={self.trace.level})"  # never computed or copied to the host
 
     # -- NumPy interoperability ------------------------------------------------------
 
@@ -290,7 +311,10 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
             if top is None or a.trace.level > top.level:
                 top = a.trace
     if top is None:
-        ans = prim.impl(*args, **params)
+        try:
+            ans = prim.impl(*args, **params)
+        except MixedLibrariesError as error:
+            raise error.within(prim.name) from None
         if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
             return ans.item()  # Python numbers in, a Python number out: it stays "weak"
         return ans
@@ -308,7 +332,10 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
     if not prim.differentiable and top.mode != STAGE:
         # No derivative flows through (comparisons, masks): evaluate on the values.
         return bind(prim, inner, params)
-    ans = bind(prim, inner, params) if nested else prim.impl(*inner, **params)
+    try:
+        ans = bind(prim, inner, params) if nested else prim.impl(*inner, **params)
+    except MixedLibrariesError as error:
+        raise error.within(prim.name) from None
     if top.mode == STAGE:
         return top.recorder(prim, args, ans, params)
     if top.mode == REVERSE:

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.arrays import dispatch, dtype_kind, ones
+from ..core.arrays import dtype as _dtype
 from ..core.elementwise import Elementwise
 from ..core.linear import Linear
 from ..core.primitive import Notation, Primitive
@@ -41,14 +43,14 @@ __all__ = [
 #   add:       y = x1 + x2      ∂y/∂x1 = 1, ∂y/∂x2 = 1: the cotangent passes through
 #   negative:  y = -x           linear: its transpose is itself
 
-add_p = binary("add", np.add, (1, 1), operator="+")
+add_p = binary("add", dispatch(np.add, lambda xp, x, y: x + y), (1, 1), operator="+")
 add_p.declaration.combination = (1, 1)
 def _negative_transpose(k: int, g: Any, ans: Any, x: Any) -> Any:
     return negative_p(g)
 
 
 negative_p: Primitive = Primitive(
-    np.negative,
+    dispatch(np.negative, lambda xp, x: -x),
     name="negative",
     declaration=Linear(_negative_transpose, describe="negate"),
     source="-{0}",
@@ -76,7 +78,7 @@ def subtract(x: Any, y: Any) -> Any:
 
 divide_p = binary(
     "divide",
-    np.divide,
+    dispatch(np.divide, lambda xp, x, y: x / y),
     (lambda ans, x, y: divide(1, y), lambda ans, x, y: negative(divide(ans, y))),
     operator="/",
     derivative_notation=("1/{1}", "-{0}/{1}^2"),
@@ -102,7 +104,7 @@ def _power_notation(names: Sequence[str], params: dict) -> str:
 
 
 pow_const_p = Primitive(
-    lambda x, exponent: np.power(x, exponent),
+    dispatch(lambda x, exponent: np.power(x, exponent), lambda xp, x, exponent: x ** exponent),
     name="power",
     declaration=Elementwise(
         (lambda ans, x, exponent: multiply(power(x, exponent - 1), exponent),),
@@ -113,14 +115,17 @@ pow_const_p = Primitive(
 
 
 def _safe_log(x: Any) -> Any:
-    """log(x) where x > 0, else 0: the exponent's partial of x**y at x <= 0."""
+    """log(x) where x > 0, else 0: the exponent's partial of x**y at x <= 0 (the
+    principal logarithm for a complex x)."""
+    if dtype_kind(_dtype(x)) == "c":
+        return log(x)
     positive = greater(x, 0)
     return where(positive, log(where(positive, x, 1.0)), 0.0)
 
 
 power_p = binary(
     "power",
-    np.power,
+    dispatch(np.power, lambda xp, x, y: x ** y),
     (
         lambda ans, x, y: multiply(y, power(x, add(y, -1))),
         lambda ans, x, y: multiply(_safe_log(x), ans),
@@ -147,11 +152,14 @@ def power(x: Any, y: Any) -> Any:
     if _constant_number(y):
         p = unbox(y).item() if isinstance(y, np.ndarray) else y
         if not isinstance(x, Tensor):
-            return np.power(x, y)
+            return power_p.impl(x, y)
         if p == 1:
             return x
         if p == 0:
-            return np.ones(x.shape, dtype=np.result_type(unbox(x), p))
+            value = unbox(x)
+            if isinstance(value, np.ndarray):
+                return np.ones(x.shape, dtype=np.result_type(value, p))
+            return ones(x.shape, x.dtype, like=value)
         return pow_const_p(x, exponent=p)
     return power_p(x, y)
 
@@ -162,13 +170,14 @@ register_numpy_equivalent(np.power, "ea.power (or **)")
 # ================================================================= exp, log, sqrt, square, reciprocal
 #   y = f(x)   Jacobian diag(f'(x))   VJP: ḡ ⊙ f'(x)  (the diagonal einsum I,I->I)
 
-exp_p = unary("exp", np.exp, lambda y, x: y, numpy=np.exp)
-log_p = unary("log", np.log, lambda y, x: reciprocal(x), numpy=np.log, derivative_notation="1/{0}")
-sqrt_p = unary("sqrt", np.sqrt, lambda y, x: divide(0.5, y), numpy=np.sqrt, derivative_notation="1/(2 sqrt({0}))")
-square_p = unary("square", np.square, lambda y, x: multiply(x, 2), numpy=np.square, derivative_notation="2 {0}",
-                 forward_notation="{0}^2")
+exp_p = unary("exp", dispatch(np.exp, "exp"), lambda y, x: y, numpy=np.exp)
+log_p = unary("log", dispatch(np.log, "log"), lambda y, x: reciprocal(x), numpy=np.log, derivative_notation="1/{0}")
+sqrt_p = unary("sqrt", dispatch(np.sqrt, "sqrt"), lambda y, x: divide(0.5, y), numpy=np.sqrt,
+               derivative_notation="1/(2 sqrt({0}))")
+square_p = unary("square", dispatch(np.square, "square"), lambda y, x: multiply(x, 2), numpy=np.square,
+                 derivative_notation="2 {0}", forward_notation="{0}^2")
 reciprocal_p = unary(
-    "reciprocal", lambda x: np.divide(1, x), lambda y, x: negative(multiply(y, y)),
+    "reciprocal", dispatch(lambda x: np.divide(1, x), lambda xp, x: 1 / x), lambda y, x: negative(multiply(y, y)),
     source="1 / {0}", numpy=np.reciprocal, derivative_notation="-1/{0}^2", forward_notation="1/{0}",
 )
 

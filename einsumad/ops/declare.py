@@ -25,7 +25,7 @@ def dense(x: Any) -> Any:
     Rules that hand a (co)tangent to something other than an einsum (a solve, a
     cumulative sum) call this first; einsums contract the delta by relabelling.
     """
-    return np.asarray(x) if isinstance(x, KroneckerDelta) else x
+    return x.materialize() if isinstance(x, KroneckerDelta) else x
 
 
 def unary(
@@ -55,7 +55,7 @@ def unary(
         impl,
         name=name,
         declaration=Elementwise((derivative,), notation),
-        source=source if source is not None else (f"np.{name}({{0}})" if hasattr(np, name) else None),
+        source=source if source is not None else (f"{{xp}}.{name}({{0}})" if hasattr(np, name) else None),
     )
     if numpy is not None:
         register_numpy_equivalent(numpy, f"ea.{name}")
@@ -73,7 +73,7 @@ def binary(
     numpy: Any = None,
 ) -> Primitive:
     """An elementwise (broadcasting) binary primitive with ``partial_k(ans, x, y)``."""
-    source = f"{{0}} {operator} {{1}}" if operator else f"np.{name}({{0}}, {{1}})"
+    source = f"{{0}} {operator} {{1}}" if operator else f"{{xp}}.{name}({{0}}, {{1}})"
     notation = Notation(symbol or name, operator=operator, derivative=tuple(derivative_notation))
     prim = Primitive(impl, name=name, declaration=Elementwise(tuple(partials), notation), source=source)
     if numpy is not None:

@@ -20,22 +20,17 @@ import numpy as np
 from ..algebra import swap as algebra
 from ..algebra.errors import EinsumError
 from ..algebra.subscripts import Spec, checked_sizes, fresh_symbols, from_sublists, parse, resolve
+from ..core.arrays import array_namespace, asarray, is_numpy
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.backend import contraction_path
 from ..core.einsum import broadcast_batched, einsum_p
 from ..core.structural import astype_p
-from ..core.tape import Tensor, register_numpy_equivalent, unbox
+from ..core.tape import MixedLibrariesError, Tensor, register_numpy_equivalent, unbox
 
 __all__ = [
     "einsum", "multiply", "sum", "mean", "matmul", "transpose", "broadcast_to", "normalize_axes",
 ]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
-
-
-def _ndim(x: Any) -> int:
-    return np.ndim(unbox(x))
 
 
 # ================================================================= the front door
@@ -50,11 +45,23 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
     """Operands of one dtype, the common one, as NumPy's einsum casts them before it
     contracts: lists and Python scalars become arrays of it, and an operand of another
     dtype is cast (so that a pairwise path sums integers and booleans in the result's
-    dtype, and its values are NumPy's)."""
+    dtype, and its values are NumPy's).
+
+    Beside another library's arrays, numbers stay numbers (its plans multiply them
+    in, with that library's own promotion) and lists become its arrays.
+    """
     if all(type(o) is np.ndarray for o in operands):  # the common call, checked cheaply
         if all(o.dtype == operands[0].dtype for o in operands):
             return list(operands)
-    elif all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
+    arrays = [unbox(o) for o in operands if not isinstance(o, (list, tuple))]
+    if array_namespace(*arrays) is not np:
+        like = next(a for a in arrays if not is_numpy(a))
+        return [
+            asarray(o, like=like) if isinstance(o, (list, tuple))
+            else o.item() if isinstance(o, np.generic) else o
+            for o in operands
+        ]
+    if all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
         dtypes = [np.result_type(unbox(o)) for o in operands]
         if all(d == dtypes[0] for d in dtypes):
             return list(operands)
@@ -174,12 +181,15 @@ def einsum(
     """
     given: dict[str, int]
     note: str | None
-    if type(subscripts) is str and sizes is None:  # the common call
-        text, given, note = subscripts, {}, None
-        operands_list = _as_operands(operands)
-    else:
-        text, listed, given, note = parse_call(subscripts, operands, sizes)
-        operands_list = _as_operands(listed)
+    try:
+        if type(subscripts) is str and sizes is None:  # the common call
+            text, given, note = subscripts, {}, None
+            operands_list = _as_operands(operands)
+        else:
+            text, listed, given, note = parse_call(subscripts, operands, sizes)
+            operands_list = _as_operands(listed)
+    except MixedLibrariesError as error:
+        raise error.within(f"einsum({subscripts!r})") from None
     if dtype is not None:
         operands_list = _cast(operands_list, dtype, casting, text)
     shapes = tuple(o.shape if type(o) is np.ndarray else _shape(o) for o in operands_list)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import device
 from ..core.backend import array_namespace
 from ..core.tape import register_numpy_equivalent
 from .arith import add, negative, reciprocal, sqrt, square, subtract
@@ -99,7 +100,8 @@ def _logaddexp_impl(x: Any, y: Any) -> Any:
     """max(x, y) + log1p(exp(-|x - y|)); equal arguments (infinities too) give x + log 2."""
     xp = array_namespace(x, y)
     dtype = xp.result_type(x, y)   # a Python number takes the array's dtype
-    x, y = xp.asarray(x, dtype=dtype), xp.asarray(y, dtype=dtype)
+    where = device(x) if device(x) is not None else device(y)  # a number joins the array's device
+    x, y = xp.asarray(x, dtype=dtype, device=where), xp.asarray(y, dtype=dtype, device=where)
     same = x == y
     gap = xp.where(same, xp.zeros_like(x), x) - xp.where(same, xp.zeros_like(y), y)
     return xp.maximum(x, y) + xp.log1p(xp.exp(-xp.abs(gap)))

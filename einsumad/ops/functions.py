@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import dispatch
 from .arith import multiply, negative, subtract
 from .compare import step
 from .declare import unary
@@ -22,23 +23,34 @@ from .declare import unary
 __all__ = ["tanh", "sigmoid", "sin", "cos", "relu"]
 
 
-def _sigmoid_impl(x: Any) -> np.ndarray:
+def _sigmoid_numpy(x: Any) -> np.ndarray:
     """1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
     x = np.asarray(x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(np.result_type(x, np.float16))
 
 
-tanh_p = unary("tanh", np.tanh, lambda y, x: subtract(1, multiply(y, y)), latex="\\tanh", numpy=np.tanh)
+def _sigmoid_api(xp: Any, x: Any) -> Any:
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _relu_api(xp: Any, x: Any) -> Any:
+    return xp.maximum(x, xp.zeros_like(x))
+
+
+tanh_p = unary("tanh", dispatch(np.tanh, "tanh"), lambda y, x: subtract(1, multiply(y, y)), latex="\\tanh",
+               numpy=np.tanh)
 sigmoid_p = unary(
-    "sigmoid", _sigmoid_impl, lambda y, x: multiply(y, subtract(1, y)),
+    "sigmoid", dispatch(_sigmoid_numpy, _sigmoid_api), lambda y, x: multiply(y, subtract(1, y)),
     symbol="σ", latex="\\sigma",
 )
-sin_p = unary("sin", np.sin, lambda y, x: cos(x), latex="\\sin", numpy=np.sin, derivative_notation="cos({0})")
-cos_p = unary("cos", np.cos, lambda y, x: negative(sin(x)), latex="\\cos", numpy=np.cos,
+sin_p = unary("sin", dispatch(np.sin, "sin"), lambda y, x: cos(x), latex="\\sin", numpy=np.sin,
+              derivative_notation="cos({0})")
+cos_p = unary("cos", dispatch(np.cos, "cos"), lambda y, x: negative(sin(x)), latex="\\cos", numpy=np.cos,
               derivative_notation="-sin({0})")
-relu_p = unary("relu", lambda x: np.maximum(x, 0), lambda y, x: step(x), source="np.maximum({0}, 0)",
-               derivative_notation="[{0} > 0]")
+relu_p = unary("relu", dispatch(lambda x: np.maximum(x, 0), _relu_api), lambda y, x: step(x),
+               source="np.maximum({0}, 0)", derivative_notation="[{0} > 0]")
 
 
 def tanh(x: Any) -> Any:

@@ -41,6 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import device
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.backend import array_namespace
 from ..core.einsum import broadcast_batched, einsum_of, unbroadcast
 from ..core.general import General
@@ -61,10 +64,6 @@ __all__ = [
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 def _square(a: Any, name: str) -> int:
@@ -307,7 +306,8 @@ def _phi(m: Any, ans: Any) -> Any:
     xp = array_namespace(unbox(ans))
     n = _shape(ans)[-1]
     dtype = unbox(ans).dtype
-    mask = xp.tril(xp.ones((n, n), dtype=dtype), k=-1) + 0.5 * xp.eye(n, dtype=dtype)
+    where = device(ans)  # the operands' device (None for NumPy)
+    mask = xp.tril(xp.ones((n, n), dtype=dtype, device=where), k=-1) + 0.5 * xp.eye(n, dtype=dtype, device=where)
     return multiply(m, mask)
 
 
@@ -370,7 +370,7 @@ def _eigh_impl(a: Any) -> Any:
 
 def _unpack(packed: Any) -> tuple[Any, Any]:
     """``(w, V)`` from ``[w; V]`` (leading batch axes kept)."""
-    ndim = np.ndim(unbox(packed))
+    ndim = _ndim(packed)
     w = getitem_p(packed, index=(slice(None),) * (ndim - 2) + (0, slice(None)))
     v = getitem_p(packed, index=(slice(None),) * (ndim - 2) + (slice(1, None), slice(None)))
     return w, v

@@ -21,10 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
+from ..core.arrays import ndim as _ndim
 from ..core.backend import array_namespace
-from ..core.tape import unbox
 from .arith import add, exp, negative, reciprocal, sqrt, square, subtract
 from .declare import unary
 from .einsum import mean, multiply, normalize_axes
@@ -225,7 +223,7 @@ def layer_norm(x: Any, axis: Any = -1, eps: float = 1e-5) -> Any:
     >>> np.round(y * np.sqrt(2 / 3), 12)
     array([[-1.,  0.,  1.]])
     """
-    axes = normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, _ndim(x))
     centred = subtract(x, mean(x, axis=axes, keepdims=True))
     variance = mean(square(centred), axis=axes, keepdims=True)
     return multiply(centred, reciprocal(sqrt(add(variance, eps))))

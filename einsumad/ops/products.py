@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import dtype as _dtype
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import ones
+from ..core.arrays import shape as _shape
 from ..core.structural import getitem_p, reshape_p
 from ..core.tape import register_numpy_equivalent, unbox
 from .einsum import multiply, normalize_axes, transpose
 from .shape import concatenate
 
 __all__ = ["prod"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -56,7 +56,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape)) if keepdims else kept_shape
     count = int(np.prod([shape[a] for a in axes], dtype=np.int64))
     if count == 0:  # the empty product: a constant
-        return np.ones(out_shape, dtype=np.result_type(unbox(x)))
+        return ones(out_shape, _dtype(x), like=unbox(x))
     if kept + axes != tuple(range(len(shape))):
         x = transpose(x, kept + axes)
     x = reshape_p(x, shape=kept_shape + (count,))
@@ -71,7 +71,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 def _last(x: Any, part: slice) -> Any:
     """``x[..., part]``: a block of the last axis."""
-    return getitem_p(x, index=(slice(None),) * (np.ndim(unbox(x)) - 1) + (part,))
+    return getitem_p(x, index=(slice(None),) * (_ndim(x) - 1) + (part,))
 
 
 register_numpy_equivalent(np.prod, "ea.prod")

@@ -19,20 +19,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..core.arrays import dispatch, ndim
+from ..core.arrays import shape as _shape
 from ..core.general import General
 from ..core.primitive import Primitive
 from ..core.structural import reshape_p
-from ..core.tape import register_numpy_equivalent, unbox
+from ..core.tape import register_numpy_equivalent
 from .arith import add, divide, exp, log, subtract
 from .compare import share_max, share_min, stable_shift
 from .einsum import multiply, normalize_axes
 from .einsum import sum as total
 
 __all__ = ["max", "min", "logsumexp", "softmax", "log_softmax"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -55,17 +53,19 @@ def _squeeze(y: Any, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bo
 
 
 def _extreme_primitive(name: str, reduce: Callable[..., Any], share: Any) -> Primitive:
-    def impl(x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+    def numpy_impl(x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
         return np.asarray(reduce(x, axis=axis, keepdims=keepdims))
 
+    impl = dispatch(numpy_impl, name)
+
     def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        nbatch = np.ndim(unbox(g)) - np.ndim(unbox(ans))
+        nbatch = ndim(g) - ndim(ans)
         if not keepdims:  # give g its reduced axes back, with size 1
             g = reshape_p(g, shape=_shape(g)[:nbatch] + _kept_shape(_shape(x), axis))
         return multiply(g, share(x, axis=axis))
 
     def jvp(t: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        nbatch = np.ndim(unbox(t)) - np.ndim(unbox(x))
+        nbatch = ndim(t) - ndim(x)
         weighted = multiply(t, share(x, axis=axis))
         return total(weighted, axis=tuple(nbatch + a for a in axis), keepdims=keepdims)
 
@@ -98,7 +98,7 @@ def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     >>> ea.grad(lambda x: ea.max(x))(np.array([1.0, 3.0, 3.0]))
     array([0. , 0.5, 0.5])
     """
-    axes = normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, ndim(x))
     return max_p(x, axis=axes, keepdims=bool(keepdims))
 
 
@@ -116,7 +116,7 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     >>> ea.grad(lambda x: ea.min(x))(np.array([2.0, 1.0, 4.0]))
     array([0., 1., 0.])
     """
-    axes = normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, ndim(x))
     return min_p(x, axis=axes, keepdims=bool(keepdims))
 
 
@@ -163,7 +163,7 @@ def softmax(x: Any, axis: Any = -1) -> Any:
     array([[0.25, 0.75],
            [0.5 , 0.5 ]])
     """
-    axes = normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, ndim(x))
     e = exp(subtract(x, stable_shift(x, axis=axes)))
     return divide(e, total(e, axis=axes, keepdims=True))
 
@@ -179,7 +179,7 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
     >>> np.exp(ea.log_softmax(np.array([0.0, np.log(3.0)])))
     array([0.25, 0.75])
     """
-    axes = normalize_axes(axis, np.ndim(unbox(x)))
+    axes = normalize_axes(axis, ndim(x))
     shifted = subtract(x, stable_shift(x, axis=axes))
     return subtract(shifted, log(total(exp(shifted), axis=axes, keepdims=True)))
 

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.backend import array_namespace
 from ..core.linear import Linear
 from ..core.primitive import Notation, Primitive
 from ..core.structural import reshape_p
-from ..core.tape import register_numpy_equivalent, unbox
+from ..core.tape import register_numpy_equivalent
 from .declare import dense
 from .einsum import normalize_axes
 
@@ -44,7 +46,7 @@ def _cumsum_impl(x: Any, *, axis: int, reverse: bool) -> Any:
 
 
 def _cumsum_transpose(k: int, g: Any, ans: Any, x: Any, *, axis: int, reverse: bool) -> Any:
-    nbatch = np.ndim(unbox(g)) - np.ndim(unbox(ans))
+    nbatch = _ndim(g) - _ndim(ans)
     return cumsum_p(dense(g), axis=axis + nbatch, reverse=not reverse)
 
 
@@ -82,10 +84,10 @@ def cumsum(x: Any, axis: int | None = None) -> Any:
     array([111., 110., 100.])
     """
     if axis is None:
-        if np.ndim(unbox(x)) != 1:
-            x = reshape_p(x, shape=(int(np.prod(np.shape(unbox(x)), dtype=np.int64)),))
+        if _ndim(x) != 1:
+            x = reshape_p(x, shape=(int(np.prod(_shape(x), dtype=np.int64)),))
         axis = 0
-    (axis,) = normalize_axes(axis, np.ndim(unbox(x)))
+    (axis,) = normalize_axes(axis, _ndim(x))
     return cumsum_p(x, axis=axis, reverse=False)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import dispatch
+from ..core.arrays import shape as _shape
 from ..core.einsum import unbroadcast
 from ..core.linear import Linear
 from ..core.primitive import Primitive
@@ -21,10 +23,6 @@ from .compare import share_greater, sign
 from .declare import binary, unary
 
 __all__ = ["where", "maximum", "minimum", "abs", "clip", "one_hot"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 # ================================================================= where
@@ -38,10 +36,10 @@ def _where_transpose(k: int, g: Any, ans: Any, c: Any, x: Any, y: Any) -> Any:
 
 
 where_p = Primitive(
-    np.where,
+    dispatch(np.where, "where"),
     name="where",
     declaration=Linear(_where_transpose, linear_args=(1, 2), broadcasts=True, describe="route through the mask"),
-    source="np.where({0}, {1}, {2})",
+    source="{xp}.where({0}, {1}, {2})",
 )
 
 
@@ -70,14 +68,14 @@ register_numpy_equivalent(np.clip, "ea.clip")
 
 maximum_p = binary(
     "maximum",
-    np.maximum,
+    dispatch(np.maximum, "maximum"),
     (lambda ans, x, y: share_greater(x, y), lambda ans, x, y: share_greater(y, x)),
     derivative_notation=("[{0} > {1}]", "[{1} > {0}]"),
     numpy=np.maximum,
 )
 minimum_p = binary(
     "minimum",
-    np.minimum,
+    dispatch(np.minimum, "minimum"),
     (lambda ans, x, y: share_greater(y, x), lambda ans, x, y: share_greater(x, y)),
     derivative_notation=("[{0} < {1}]", "[{1} < {0}]"),
     numpy=np.minimum,
@@ -111,7 +109,7 @@ def minimum(x: Any, y: Any) -> Any:
 # ================================================================= abs
 #   y = |x|     f'(x) = sign(x)   (0 at the kink: the average of -1 and 1)
 
-abs_p = unary("abs", np.abs, lambda y, x: sign(x), numpy=np.abs, derivative_notation="sign({0})",
+abs_p = unary("abs", dispatch(np.abs, "abs"), lambda y, x: sign(x), numpy=np.abs, derivative_notation="sign({0})",
               forward_notation="|{0}|")
 
 

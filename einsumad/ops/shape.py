@@ -7,20 +7,19 @@ stacking joined. Rules accept leading batch axes on (co)tangents.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..algebra.rearrange import plan
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
 from ..core.structural import concatenate_p, getitem_p, reshape_p, scatter_add_p, stack_p
-from ..core.tape import Tensor, register_numpy_equivalent, strip_differentiation, unbox
+from ..core.tape import Tensor, register_numpy_equivalent, strip_differentiation
 from .einsum import transpose
 
 __all__ = ["reshape", "getitem", "scatter_add", "stack", "concatenate", "rearrange", "normalize_index"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 # The primitives and their transposes live in einsumad.core.structural; these are
@@ -31,11 +30,19 @@ def _shape(x: Any) -> tuple[int, ...]:
 #   stack       y = [x_0 | x_1 | ...]              transpose_k: the k-th block of ḡ
 
 
+def _stand_in(shape: tuple[int, ...]) -> np.ndarray:
+    """An int8 array of ``shape`` to ask NumPy what an index or reshape gives: a real one
+    when small, else one element broadcast (no memory, for arrays larger than RAM)."""
+    if math.prod(shape) <= 1 << 16:
+        return np.empty(shape, dtype=np.int8)
+    return np.broadcast_to(np.empty((), dtype=np.int8), shape)
+
+
 def reshape(x: Any, shape: Any) -> Any:
     """Give ``x`` a new shape (one entry may be -1), as :func:`numpy.reshape`."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
     try:
-        target = np.empty(_shape(x), dtype=np.int8).reshape(shape).shape
+        target = _stand_in(_shape(x)).reshape(shape).shape
     except ValueError:
         raise ValueError(f"cannot reshape an array of shape {_shape(x)} into shape {shape}") from None
     return reshape_p(x, shape=target)
@@ -79,7 +86,7 @@ def getitem(x: Any, index: Any) -> Any:
     array([2., 0., 1.])
     """
     index = normalize_index(index, _shape(x))
-    np.empty(_shape(x), dtype=np.int8)[index]  # raise NumPy's own IndexError early
+    _stand_in(_shape(x))[index]  # raise NumPy's own IndexError early
     return getitem_p(x, index=index)
 
 
@@ -103,7 +110,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to concatenate")
-    return concatenate_p(*arrays, axis=_axis(axis, np.ndim(unbox(arrays[0]))))
+    return concatenate_p(*arrays, axis=_axis(axis, _ndim(arrays[0])))
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
@@ -111,7 +118,7 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to stack")
-    return stack_p(*arrays, axis=_axis(axis, np.ndim(unbox(arrays[0])) + 1))
+    return stack_p(*arrays, axis=_axis(axis, _ndim(arrays[0]) + 1))
 
 
 # ================================================================= rearrange

@@ -14,16 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.tape import register_numpy_equivalent, unbox
+from ..core.arrays import shape as _shape
+from ..core.tape import register_numpy_equivalent
 from .arith import divide, sqrt, square, subtract
 from .einsum import mean, multiply, normalize_axes
 from .einsum import sum as total
 
 __all__ = ["var", "std"]
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
 
 
 # ================================================================= var and std

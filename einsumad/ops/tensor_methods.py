@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import ndim as _ndim
 from ..core.structural import astype_p
-from ..core.tape import Tensor, unbox
+from ..core.tape import Tensor
 from . import arith as m
 from . import compare as c
+from . import complex as z
 from . import einsum as e
 from . import reduce as r
 from .products import prod
@@ -50,6 +52,7 @@ _OPERATORS: dict[str, Any] = {
     "__matmul__": lambda self, other: e.matmul(self, other),
     "__rmatmul__": _reflected(e.matmul),
     "__neg__": lambda self: m.negative(self),
+    "__abs__": lambda self: z.abs(self),
     "__pos__": lambda self: self,
     "__getitem__": lambda self, index: getitem(self, index),
     "__lt__": _compare(c.less),
@@ -98,7 +101,7 @@ _LETTERS = "abcdefghijklmnopqrstuvwxy"
 def dot(a: Any, b: Any) -> Any:
     """``a.dot(b)`` with NumPy's rules, as an einsum: the last axis of ``a`` with the
     second-to-last of ``b`` (the only axis of a vector); a 0-d operand scales."""
-    ndim_a, ndim_b = np.ndim(unbox(a)), np.ndim(unbox(b))
+    ndim_a, ndim_b = _ndim(a), _ndim(b)
     if ndim_a == 0 or ndim_b == 0:
         return e.multiply(a, b)
     left = _LETTERS[: ndim_a - 1]
@@ -114,6 +117,10 @@ _METHODS: dict[str, Any] = {
     "prod": lambda self, axis=None, keepdims=False: prod(self, axis, keepdims),
     "cumsum": lambda self, axis=None: cumsum(self, axis),
     "clip": lambda self, min=None, max=None: clip(self, min, max),
+    "real": property(lambda self: z.real(self)),
+    "imag": property(lambda self: z.imag(self)),
+    "conj": lambda self: z.conj(self),
+    "conjugate": lambda self: z.conj(self),
     "flatten": lambda self: reshape(self, (-1,)),
     "ravel": lambda self: reshape(self, (-1,)),
     "squeeze": _squeeze,

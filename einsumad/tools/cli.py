@@ -223,26 +223,21 @@ def _run_vjp(args: argparse.Namespace) -> int:
     cot = "G" if len(sub.output) == 2 else "g"
     while cot in names:
         cot += "_out"
-    form = matrix_form_details
     ascii_only = not _encodable("⊙")
 
     def render(subscripts: str, operand_names: list[str]) -> str:
-        details = form(subscripts, operand_names, ascii=ascii_only)
+        details = matrix_form_details(subscripts, operand_names, ascii=ascii_only)
         return details.text if details.text is not None else f"(none): {details.reason}"
 
     explicit = str(sub)
     head = f"einsum {explicit}"
-    if form is not None:
-        head += f"   matrix form: {render(explicit, names)}"
+    head += f"   matrix form: {render(explicit, names)}"
     head += f"   (cotangent {cot}, term {_term(sub.output, sub.named)})"
-    rows = [["operand", "name", "term", "VJP subscripts"] + (["matrix form"] if form else [])]
+    rows = [["operand", "name", "term", "VJP subscripts", "matrix form"]]
     for k, term in enumerate(sub.inputs):
         swapped = vjp_subscripts(args.subscripts, k)
         others = [n for j, n in enumerate(names) if j != k]
-        row = [str(k), names[k], _term(term, sub.named), swapped]
-        if form is not None:
-            row.append(render(swapped, [cot, *others]))
-        rows.append(row)
+        rows.append([str(k), names[k], _term(term, sub.named), swapped, render(swapped, [cot, *others])])
     print(head)
     print(_table(rows))
     return 0
@@ -260,7 +255,7 @@ _SHAPE = re.compile(r"\d+(x\d+)*")
 
 
 def _parse_shapes(text: str) -> list[tuple[int, ...]]:
-    shapes = []
+    shapes: list[tuple[int, ...]] = []
     for piece in text.split(","):
         piece = piece.strip().lower()
         if piece in ("()", "", "scalar"):

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.arrays import device, dtype, shape
 from ..core.names import parameter_names
 from ..core.pytree import tree_signature
 from ..core.tape import Tensor
@@ -237,8 +238,11 @@ def _leaf_key(leaf: Any) -> Any:
         raise _Traced
     if not is_traced_leaf(leaf):
         return (kind, leaf)
-    array = np.asarray(leaf)
-    return (array.shape, array.dtype)
+    if isinstance(leaf, (list, tuple, np.generic)) or getattr(leaf, "shape", None) is None:
+        array = np.asarray(leaf)
+        return (array.shape, array.dtype)
+    # another library's array: read, never converted (a Dask array stays lazy, a GPU tensor in place)
+    return (kind, shape(leaf), dtype(leaf), str(device(leaf)))
 
 
 def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable:  # noqa: A001

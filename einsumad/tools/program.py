@@ -26,6 +26,7 @@ import numpy as np
 from ..algebra.letters import relabel_terms
 from ..algebra.subscripts import Spec
 from ..algebra.swap import factor_out, pairwise_steps, substitute
+from ..core import arrays
 from ..core.backend import HELPERS, contraction_path, plan
 from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
@@ -96,8 +97,8 @@ class Program:
                 return unchanged
         refs = tuple(self.ref(a) for a in args)
         values = [a.value if isinstance(a, Tensor) else a for a in args]
-        shapes = tuple(np.shape(v) for v in values)
-        dtypes = tuple(type(v) if type(v) in (int, float, complex) else np.result_type(v) for v in values)
+        shapes = tuple(arrays.shape(v) for v in values)
+        dtypes = tuple(type(v) if type(v) in (int, float, complex) else arrays.dtype(v) for v in values)
         out = self.slot(None, False)
         self.instructions.append(Instruction(prim, refs, params, out, shapes, dtypes))
         return Tensor(ans, self.stage, node=out)
@@ -112,9 +113,9 @@ class Program:
                 and not isinstance(c, Tensor)
                 and spec.inputs[k] == spec.output
                 and set(spec.inputs[1 - k]) <= set(spec.output)
-                and np.shape(t.value) == np.shape(ans)
-                and np.result_type(t.value) == np.result_type(ans)
-                and (c == 1 if isinstance(c, (int, float)) else bool((np.asarray(c) == 1).all()))
+                and arrays.shape(t.value) == arrays.shape(ans)
+                and arrays.dtype(t.value) == arrays.dtype(ans)
+                and (c == 1 if isinstance(c, (int, float)) else _all_ones(c))
             ):
                 return t
         return None
@@ -318,6 +319,15 @@ def _root(value: Any) -> Any:
     return value
 
 
+def _all_ones(c: Any) -> bool:
+    """A constant array of ones (read on the host; a lazy Dask constant is not computed)."""
+    if isinstance(c, np.ndarray):
+        return bool((c == 1).all())
+    if arrays.is_numpy(c) or arrays.library_name(arrays.array_namespace(c)) == "dask":
+        return False
+    return bool(arrays.array_namespace(c).all(c == 1))
+
+
 # ================================================================= tracing
 
 _STATIC = (bool, str, type(None))
@@ -344,7 +354,7 @@ def trace(fun: Callable, args: tuple, kwargs: dict, static: frozenset[int] = fro
             if not is_traced_leaf(leaf):
                 boxed_leaves.append(leaf)
                 continue
-            value = leaf if isinstance(leaf, (int, float, complex)) else np.asarray(leaf)
+            value = leaf if isinstance(leaf, (int, float, complex)) else arrays.asarray(leaf)
             slot = program.slot(None, False)
             program.inputs.append(slot)
             boxed_leaves.append(Tensor(value, stage, node=slot))
@@ -420,6 +430,10 @@ def emit(
     """
     namespace: dict[str, Any] = dict(HELPERS)
     lines = [f"def {name}({', '.join(arg_names)}):"]
+    xp = _namespace_of(args, static)
+    if xp is not np:  # another array library: its namespace is ``xp``, and the program says which
+        namespace["xp"] = xp
+        lines.append(f"    # xp = {getattr(xp, '__name__', xp)}")
     names: dict[int, str] = {}
     taken = set(namespace) | set(arg_names)
 
@@ -573,7 +587,11 @@ def emit(
     returned: set[int] = set()
     returned_names: set[str] = set()
     for slot in program.outputs:
-        if program.is_constant[slot]:
+        if program.is_constant[slot] and xp is not np and not arrays.is_numpy(program.values[slot]):
+            const = fresh("out")
+            namespace[const] = program.values[slot]
+            results.append(const)
+        elif program.is_constant[slot]:
             frozen = np.array(program.values[slot], copy=True)
             frozen.flags.writeable = False
             const = fresh("out")
@@ -583,7 +601,8 @@ def emit(
             slot in returned or slot in program.aliased_outputs or names[slot] not in assigned
             or names[slot] in returned_names
         ):
-            results.append(f"{ref(slot)}.copy()")  # an input, a constant, or returned twice
+            copy = f"{ref(slot)}.copy()" if xp is np else f"xp.asarray({ref(slot)}, copy=True)"
+            results.append(copy)  # an input, a constant, or returned twice
         else:
             results.append(ref(slot))
         returned.add(slot)
@@ -759,7 +778,10 @@ def _same_dtype_without(ins: Instruction, k: int) -> bool:
     rest = [d for j, d in enumerate(ins.dtypes) if j != k]
     if not rest:
         return False
-    return bool(dtype(ins.dtypes, ()) == dtype(rest, ()))
+    try:
+        return bool(dtype(ins.dtypes, ()) == dtype(rest, ()))
+    except TypeError:  # dtypes of another library: keep the factor
+        return False
 
 
 def _scalars_as_arrays(
@@ -767,7 +789,7 @@ def _scalars_as_arrays(
 ) -> list[str]:
     """Python-number constants of an einsum whose plan needs arrays, as 0-d arrays of the
     dtype NumPy's weak-scalar rules give them (so float32 stays float32)."""
-    if plan(ins.spec, ins.shapes).accepts_scalars:  # type: ignore[arg-type]
+    if plan(ins.spec, ins.shapes, False, _library(namespace)).accepts_scalars:  # type: ignore[arg-type]
         return operands
     arrays = [np.dtype(d) for d in ins.dtypes if not isinstance(d, type)]
     scalars = [program.values[a] if program.is_constant[a] else d(0) for a, d in zip(ins.args, ins.dtypes) if isinstance(d, type)]
@@ -796,25 +818,45 @@ def _statements(
     """The assignment(s) of one instruction, read from its primitive's declaration."""
     spec = ins.spec
     if spec is not None:
-        step = plan(spec, ins.shapes, any(np.dtype(d).kind in "iub" for d in ins.dtypes if not isinstance(d, type)))
+        integer = any(arrays.dtype_kind(d) in "iub" for d in ins.dtypes if not isinstance(d, type))
+        step = plan(spec, ins.shapes, integer, _library(namespace))
         namespace.update(step.namespace)
         written = step.lines(operands, var, temporary)
         terms, out = relabel_terms(spec.inputs, spec.output)
         subscripts = f"{','.join(terms)}->{out}"
         if len(written) > 1:
             return [f"# {subscripts}, in pairwise steps:", *written]
-        if "np.einsum(" not in written[0] and not _is_plain_product(spec):
+        if "np.einsum(" not in written[0] and 'contract("' not in written[0] and not _is_plain_product(spec):
             written[0] += f"  # {subscripts}"
         return written
     source = ins.prim.source
     text = None
+    xp = "np" if "xp" not in namespace else "xp"
     if isinstance(source, str):
-        text = source.format(*operands, xp="np", **{k: literal(v) for k, v in ins.params.items()})
+        text = source.format(*operands, xp=xp, **{k: literal(v) for k, v in ins.params.items()})
     elif callable(source):
         text = source(operands, ins.params)
-    if text is None:
-        text = _call(ins, operands, namespace, fresh)
+    if text is None or (xp == "xp" and _NUMPY_ONLY.search(text)):
+        text = _call(ins, operands, namespace, fresh)  # the implementation works in every library
     return [f"{var} = {text}"]
+
+
+#: Source that only NumPy understands: ``np.`` calls and ndarray methods (another
+#: library's program calls the op's implementation instead).
+_NUMPY_ONLY = re.compile(r"\bnp\.|(?<!\bxp)\.[A-Za-z_]\w*\(")
+
+
+def _namespace_of(args: Sequence[Any], static: frozenset[int]) -> Any:
+    """The array namespace of a program's array inputs (NumPy when there are none)."""
+    leaves: list[Any] = []
+    for i, arg in enumerate(args):
+        if i not in static:
+            leaves.extend(leaf for leaf in tree_flatten(arg)[0] if is_traced_leaf(leaf))
+    return arrays.array_namespace(*leaves)
+
+
+def _library(namespace: dict[str, Any]) -> str:
+    return "numpy" if "xp" not in namespace else arrays.library_name(namespace["xp"])
 
 
 def _is_plain_product(spec: Spec) -> bool:

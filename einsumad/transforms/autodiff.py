@@ -14,30 +14,40 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.arrays import (
+    array_namespace,
+    asarray,
+    dense,
+    device,
+    dtype_kind,
+    is_numpy,
+    ndim,
+    ones,
+    zeros,
+)
+from ..core.arrays import dtype as _array_dtype
+from ..core.arrays import shape as _shape
 from ..core.backward import backward
 from ..core.delta import KroneckerDelta
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
-from ..core.structural import astype_p
+from ..core.structural import astype_p, real_p
 from ..core.tape import FORWARD, REVERSE, Node, Tensor, new_trace, unbox
 from ..ops.einsum import transpose
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian"]
 
 
-def _dtype(x: Any) -> np.dtype:
-    return x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
+def _dtype(x: Any) -> Any:
+    return x.dtype if isinstance(x, Tensor) else _array_dtype(x)
 
 
 def _as_primal(x: Any, where: str) -> Any:
-    """A differentiable input: a float array (or a traced value of an outer level, or
-    of ``ea.compile``'s staging, whose values must be floats just the same)."""
-    array = x if isinstance(x, Tensor) else np.asarray(x)
-    dtype = np.result_type(unbox(array))
-    if dtype.kind != "f":
+    """A differentiable input: a real or complex floating-point array of any array
+    library (or a traced value of an outer level, or of ``ea.compile``'s staging,
+    whose values must be floats just the same)."""
+    array = x if isinstance(x, Tensor) else asarray(x)
+    dtype = _dtype(array)
+    if dtype_kind(dtype) not in "fc":
         raise TypeError(
             f"{where} needs floating-point inputs, got dtype {dtype}; "
             f"convert with np.asarray(x, dtype=float)"
@@ -46,15 +56,27 @@ def _as_primal(x: Any, where: str) -> Any:
 
 
 def _finish(g: Any, primal: Any) -> Any:
-    """A gradient as the user expects it: shape and dtype of its primal, writable."""
+    """A gradient as the user expects it: shape, dtype and library of its primal, writable.
+
+    A real primal's gradient is real (the imaginary part of a complex cotangent pairs
+    with nothing real; the backward pass keeps real cotangents real already)."""
     dtype = _dtype(primal)
+    g = dense(g)
     if isinstance(g, Tensor):
         if g.dtype == dtype:
             return g
+        if dtype_kind(g.dtype) == "c" and dtype_kind(dtype) != "c":
+            g = real_p(g)
         return astype_p(g, dtype=dtype)
     if isinstance(g, np.ndarray) and g.dtype == dtype and g.flags.writeable and g.flags.owndata:
         return g
-    return np.array(g, dtype=dtype, copy=True)
+    if is_numpy(g):
+        if np.iscomplexobj(g) and dtype_kind(dtype) != "c":
+            g = np.real(g)
+        return np.array(g, dtype=dtype, copy=True)
+    if _array_dtype(g) == dtype:
+        return g
+    return astype_p.impl(real_p.impl(g) if dtype_kind(dtype) != "c" else g, dtype=dtype)
 
 
 def _argnums_tuple(argnums: int | Sequence[int], nargs: int, name: str) -> tuple[int, ...]:
@@ -93,7 +115,7 @@ class _Recording:
             for primal in primals:
                 leaves, treedef = tree_flatten(primal)
                 leaves = [_as_primal(x, where) for x in leaves]
-                nodes = [Node.leaf() for _ in leaves]
+                nodes = [Node.leaf(x) for x in leaves]
                 self.in_leaves.append(leaves)
                 self.in_defs.append(treedef)
                 self.leaf_nodes.append(nodes)
@@ -131,7 +153,7 @@ class _Recording:
             for x, node in zip(leaves, nodes):
                 g = found.get(node)
                 if g is None:
-                    g = np.zeros(batch + _shape(x), dtype=_dtype(x))
+                    g = zeros(batch + _shape(x), _dtype(x), like=unbox(x))
                 grads.append(_finish(g, x))
             result.append(grads)
         return result
@@ -164,7 +186,9 @@ def vjp(fun: Callable, *primals: Any) -> tuple[Any, Callable[[Any], tuple]]:
                     f"vjp: cotangent leaf {i} has shape {_shape(c)} but the output has "
                     f"shape {_shape(o)}"
                 )
-        cot_leaves = [c if isinstance(c, Tensor) else np.asarray(c) for c in cot_leaves]
+        cot_leaves = [
+            c if isinstance(c, Tensor) else asarray(c, like=unbox(o)) for c, o in zip(cot_leaves, recording.out_values)
+        ]
         grads = recording.pullback(cot_leaves)
         return tuple(tree_unflatten(d, g) for d, g in zip(recording.in_defs, grads))
 
@@ -172,7 +196,7 @@ def vjp(fun: Callable, *primals: Any) -> tuple[Any, Callable[[Any], tuple]]:
 
 
 def value_and_grad(
-    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False
 ) -> Callable[..., tuple[Any, Any]]:
     """Like :func:`grad`, but the function returns ``(value, gradient)``.
 
@@ -180,10 +204,10 @@ def value_and_grad(
     >>> ea.value_and_grad(lambda x: ea.sum(x ** 2))(np.array([1.0, 2.0]))
     (array(5.), array([2., 4.]))
     """
-    return _value_and_grad(fun, argnums, has_aux, "grad")
+    return _value_and_grad(fun, argnums, has_aux, "grad", holomorphic)
 
 
-def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Callable:
+def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str, holomorphic: bool = False) -> Callable:
     @functools.wraps(fun)
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
         nums = _argnums_tuple(argnums, len(args), name)
@@ -201,9 +225,11 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Ca
         else:
             target = _with_args(fun, args, nums, kwargs)
         recording = _Recording(target, [args[n] for n in nums], name)
-        _check_scalar_output(recording.out, name)
+        _check_scalar_output(recording.out, name, holomorphic)
+        if holomorphic:
+            _check_complex_inputs(recording.in_leaves, name)
         out_value = recording.out_values[0]
-        seed = np.ones((), dtype=np.result_type(unbox(out_value)))
+        seed = ones((), _dtype(unbox(out_value)), like=unbox(out_value))
         grads = recording.pullback([seed])
         trees = [tree_unflatten(d, g) for d, g in zip(recording.in_defs, grads)]
         g = trees[0] if isinstance(argnums, int) else tuple(trees)
@@ -216,7 +242,13 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str) -> Ca
     return value_and_grad_fun
 
 
-def _check_scalar_output(value: Any, name: str) -> None:
+def _is_array(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, np.generic, int, float, complex)) or (
+        hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, type)
+    )
+
+
+def _check_scalar_output(value: Any, name: str, holomorphic: bool = False) -> None:
     """The function returned a real scalar (an array or traced value), or a clear error."""
     if isinstance(value, (tuple, list, dict)):
         raise TypeError(
@@ -224,46 +256,75 @@ def _check_scalar_output(value: Any, name: str) -> None:
             f"(a {type(value).__name__}); use ea.vjp or ea.jacobian for several outputs"
         )
     inner = unbox(value)
-    if not isinstance(inner, (np.ndarray, np.generic, int, float, complex)) or isinstance(inner, bool):
+    if not _is_array(inner) or isinstance(inner, bool):
         raise TypeError(
             f"{name} needs a function that returns a scalar array, but it returned "
             f"{type(value).__name__} {value!r:.60}"
         )
-    if np.shape(inner) != ():
+    if _shape(inner) != ():
         raise TypeError(
             f"{name} needs a function that returns a scalar, but it returned shape "
-            f"{np.shape(inner)}; use ea.vjp or ea.jacobian for non-scalar outputs"
+            f"{_shape(inner)}; use ea.vjp or ea.jacobian for non-scalar outputs"
         )
-    dtype = np.result_type(inner)
-    if dtype.kind == "c":
+    dtype = _dtype(inner)
+    kind = dtype_kind(dtype)
+    if kind == "c" and not holomorphic:
         raise TypeError(
-            f"{name} needs a real-valued function, but it returned a complex scalar ({dtype}); "
-            "differentiate its real part, its absolute value, or use ea.vjp/ea.jacobian"
+            f"{name} needs a real-valued function, but it returned a complex scalar ({dtype}): "
+            "a gradient is defined for real losses. Differentiate its real part (ea.real) or "
+            "its absolute value (ea.abs); for a holomorphic function pass holomorphic=True to "
+            "get the complex derivative f'(z); or use ea.vjp/ea.jacobian"
         )
-    if dtype.kind not in "f":
+    if holomorphic and kind != "c":
+        raise TypeError(
+            f"{name}(holomorphic=True) needs a function with a complex output, but it returned "
+            f"dtype {dtype}; drop holomorphic=True for a real-valued function"
+        )
+    if kind not in "fc":
         raise TypeError(
             f"{name} needs a function that returns a floating-point scalar, but it returned "
             f"dtype {dtype} (does the output depend on the inputs through floating-point ops?)"
         )
 
 
+def _check_complex_inputs(in_leaves: list[list[Any]], name: str) -> None:
+    for leaves in in_leaves:
+        for x in leaves:
+            if dtype_kind(_dtype(x)) != "c":
+                raise TypeError(
+                    f"{name}(holomorphic=True) needs complex inputs, but got dtype {_dtype(x)}; "
+                    "convert with x.astype(complex)"
+                )
+
+
 def _unwrap_scalar(value: Any) -> Any:
-    return value if isinstance(value, Tensor) else np.asarray(value)
+    return value if isinstance(value, Tensor) else asarray(value)
 
 
-def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+def grad(
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False
+) -> Callable[..., Any]:
     """The gradient of a scalar-valued ``fun`` with respect to ``argnums``.
 
-    Gradients have the shape, dtype and pytree structure of their arguments.
-    Called inside a function being differentiated, ``grad`` returns traced
-    values, so derivatives nest: ``ea.grad(lambda x: ea.sum(ea.grad(f)(x) * v))``
+    Gradients have the shape, dtype, pytree structure and array library of their
+    arguments (a Dask array's gradient is a lazy Dask array, a CUDA tensor's a CUDA
+    tensor). Called inside a function being differentiated, ``grad`` returns
+    traced values, so derivatives nest: ``ea.grad(lambda x: ea.sum(ea.grad(f)(x) * v))``
     is a Hessian-vector product.
+
+    Complex inputs: for a real-valued ``fun`` of complex ``z = x + iy`` the gradient
+    is ``∂f/∂x - i ∂f/∂y`` (the transpose convention of JAX and HIPS autograd; its
+    conjugate is the direction of steepest ascent, see the complex-numbers guide).
+    A complex-valued ``fun`` is refused unless ``holomorphic=True``, which returns
+    the complex derivative ``f'(z)``.
 
     >>> import numpy as np, einsumad as ea
     >>> ea.grad(lambda W, a: ea.sum(ea.tanh(W @ a)), argnums=1)(np.eye(2), np.zeros(2))
     array([1., 1.])
+    >>> ea.grad(lambda z: ea.sum(z * z), holomorphic=True)(np.array([1 + 2j]))   # 2 z
+    array([2.+4.j])
     """
-    value_and_grad_fun = _value_and_grad(fun, argnums, has_aux, "grad")
+    value_and_grad_fun = _value_and_grad(fun, argnums, has_aux, "grad", holomorphic)
 
     @functools.wraps(fun)
     def grad_fun(*args: Any, **kwargs: Any) -> Any:
@@ -302,8 +363,8 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple
         for x, dx in zip(p_leaves, t_leaves):
             x = _as_primal(x, "jvp")
             if not isinstance(dx, Tensor):
-                dx = np.asarray(dx)
-                if dx.dtype != _dtype(x) and np.ndim(dx) == 0 and isinstance(t, (int, float)):
+                dx = asarray(dx, like=unbox(x))
+                if _dtype(dx) != _dtype(x) and ndim(dx) == 0 and isinstance(t, (int, float)) and is_numpy(dx):
                     dx = dx.astype(_dtype(x))
             if _shape(dx) != _shape(x):
                 raise ValueError(
@@ -330,7 +391,10 @@ def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]
             if t_leaves and nbatch:
                 batch = _shape(t_leaves[0])[:nbatch]
             boxes = [
-                Tensor(_as_primal(x, "jvp"), trace, tangent=dx if isinstance(dx, (Tensor, KroneckerDelta)) else np.asarray(dx))
+                Tensor(
+                    _as_primal(x, "jvp"), trace,
+                    tangent=dx if isinstance(dx, (Tensor, KroneckerDelta)) else asarray(dx, like=unbox(x)),
+                )
                 for x, dx in zip(p_leaves, t_leaves)
             ]
             boxed.append(tree_unflatten(p_def, boxes))
@@ -342,29 +406,34 @@ def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]
             values.append(_as_output(o.value))
             tangent = o.tangent
             if tangent is None:
-                tangent = np.zeros(batch + _shape(o.value), dtype=_dtype(o.value))
+                tangent = zeros(batch + _shape(o.value), _dtype(o.value), like=unbox(o.value))
             out_tangents.append(_as_output(tangent))
         else:
             values.append(_as_output(o))
-            out_tangents.append(np.zeros(batch + _shape(o), dtype=np.result_type(unbox(o))))
+            out_tangents.append(zeros(batch + _shape(o), _dtype(unbox(o)), like=unbox(o)))
     return tree_unflatten(out_def, values), tree_unflatten(out_def, out_tangents), out_def
 
 
 def _as_output(x: Any) -> Any:
-    """Plain results as NumPy arrays (0-d included); traced ones and deltas as they are."""
+    """Plain results as arrays of their library (NumPy's for numbers; 0-d included);
+    traced ones and deltas as they are."""
     if isinstance(x, (Tensor, KroneckerDelta)):
         return x
-    return np.asarray(x)
+    return asarray(x)
 
 
 # ================================================================= Jacobians and Hessians
 
 
-def _delta(shape: tuple[int, ...], dtype: Any) -> KroneckerDelta:
+def _delta(shape: tuple[int, ...], dtype: Any, like: Any = None) -> KroneckerDelta:
     """The Kronecker delta δ[a, b] with a, b ranging over ``shape``: a stack of
     unit directions, one per element, carrying ``shape`` as batch axes. It stays
-    symbolic, so the first einsum it meets relabels instead of multiplying."""
-    return KroneckerDelta(shape, dtype)
+    symbolic, so the first einsum it meets relabels instead of multiplying; it
+    materialises in the library and on the device of ``like``."""
+    value = unbox(like)
+    if value is None or is_numpy(value):
+        return KroneckerDelta(shape, dtype)
+    return KroneckerDelta(shape, dtype, array_namespace(value), device(value))
 
 
 def _replace_leaf(tree: Any, position: int, leaf: Any) -> Any:
@@ -399,10 +468,10 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any
                     return fun(*full, **kwargs)
 
                 _, tangent_out, out_def = _push_forward(
-                    of_leaf, (x,), (_delta(_shape(x), _dtype(x)),), nbatch=np.ndim(unbox(x))
+                    of_leaf, (x,), (_delta(_shape(x), _dtype(x), x),), nbatch=ndim(x)
                 )
                 out_leaves, _ = tree_flatten(tangent_out)
-                per_leaf.append([_move_batch_last(t, np.ndim(unbox(x))) for t in out_leaves])
+                per_leaf.append([_move_batch_last(t, ndim(x)) for t in out_leaves])
             # transpose to per output leaf
             n_out = len(per_leaf[0]) if per_leaf else 0
             blocks.append([[per_leaf[j][i] for j in range(len(per_leaf))] for i in range(n_out)])
@@ -434,10 +503,10 @@ def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
     blocks: list[list[Any]] = [[] for _ in range(n_args)]
     for i, value in enumerate(recording.out_values):
         seeds = [
-            _delta(_shape(value), np.result_type(unbox(value))) if j == i else None
+            _delta(_shape(value), _dtype(unbox(value)), value) if j == i else None
             for j in range(len(recording.out_values))
         ]
-        grads = recording.pullback(seeds, nbatch=np.ndim(unbox(value)))
+        grads = recording.pullback(seeds, nbatch=ndim(value))
         for k in range(n_args):
             blocks[k].append(grads[k])
     return _assemble(blocks, recording.in_defs, recording.out_def, argnums)
@@ -445,15 +514,16 @@ def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
 
 def _move_batch_last(t: Any, nbatch: int) -> Any:
     """Axes ``batch + out`` to ``out + batch``."""
-    if isinstance(t, KroneckerDelta):
-        t = np.asarray(t)
-    ndim = np.ndim(unbox(t))
-    order = tuple(range(nbatch, ndim)) + tuple(range(nbatch))
-    if order == tuple(range(ndim)):
+    t = dense(t)
+    rank = ndim(t)
+    order = tuple(range(nbatch, rank)) + tuple(range(nbatch))
+    if order == tuple(range(rank)):
         return t
     if isinstance(t, Tensor):
         return transpose(t, order)
-    return np.ascontiguousarray(np.transpose(t, order))
+    if is_numpy(t):
+        return np.ascontiguousarray(np.transpose(t, order))
+    return array_namespace(t).permute_dims(t, order)
 
 
 def _assemble(blocks: list[list[list[Any]]], in_defs: list[TreeDef], out_def: Any, argnums: Any) -> Any:

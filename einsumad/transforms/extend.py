@@ -33,6 +33,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..algebra.subscripts import parse
+from ..core.arrays import dtype as _dtype
+from ..core.arrays import ndim as _ndim
+from ..core.arrays import shape as _shape
+from ..core.arrays import zeros
 from ..core.delta import KroneckerDelta
 from ..core.einsum import Einsum
 from ..core.elementwise import Elementwise
@@ -47,29 +51,25 @@ __all__ = ["primitive", "defvjp", "defvjp_all", "defjvp"]
 Rule = Callable[..., Any]
 
 
-def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(unbox(x))
-
-
 class _OneDirectionLinear(Linear):
     """A user's linear map and transpose, applied to one direction at a time."""
 
     def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
-        extra = np.ndim(unbox(g)) - np.ndim(unbox(ans))
+        extra = _ndim(g) - _ndim(ans)
         if extra:
             return map_leading(lambda gi: self.vjp(prim, k, gi, ans, args, params), g, extra, _shape(args[k]))
         return super().vjp(prim, k, g, ans, args, params)
 
     def jvp(self, prim: Primitive, tangents: dict[int, Any], ans: Any, args: tuple, params: dict) -> Any:
         k0, t0 = next(iter(tangents.items()))
-        extra = np.ndim(unbox(t0)) - np.ndim(unbox(args[k0]))
+        extra = _ndim(t0) - _ndim(args[k0])
         if not extra:
             return super().jvp(prim, tangents, ans, args, params)
         batch = _shape(t0)[:extra]
         count = int(np.prod(batch, dtype=np.int64))
         if count == 0:
-            return np.zeros(batch + _shape(ans), dtype=np.result_type(unbox(ans)))
-        flat = {k: reshape_p(np.asarray(t) if isinstance(t, KroneckerDelta) else t, shape=(count,) + _shape(args[k]))
+            return zeros(batch + _shape(ans), _dtype(ans), like=unbox(ans))
+        flat = {k: reshape_p(t.materialize() if isinstance(t, KroneckerDelta) else t, shape=(count,) + _shape(args[k]))
                 for k, t in tangents.items()}
         results = [
             super(_OneDirectionLinear, self).jvp(
