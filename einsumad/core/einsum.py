@@ -57,8 +57,21 @@ def _delta_contracted(spec: Spec, k: int) -> Spec:
     return algebra.contract_delta(spec, k)
 
 
+@functools.lru_cache(maxsize=4096)
+def _constant_axes_dropped(spec: Spec, k: int, axes: tuple[int, ...]) -> tuple[Spec, str]:
+    return algebra.drop_constant_axes(spec, k, axes)
+
+
 def contract(spec: Spec, *operands: Any) -> Any:
-    """``einsum_p(*operands, spec=spec)``, with Kronecker deltas contracted by relabelling."""
+    """``einsum_p(*operands, spec=spec)``, with symbolic operands contracted without arrays.
+
+    A Kronecker delta is contracted by relabelling. A constant broadcast array (a
+    NumPy view with stride 0 along some axes, such as the cotangent of a sum: a
+    scalar broadcast to the summed shape) is contracted as its unbroadcast core
+    (:func:`~einsumad.algebra.swap.drop_constant_axes`): its product with another
+    operand is a scale, and a scale by one costs nothing, so no temporary of the
+    broadcast shape is ever made.
+    """
     for k, operand in enumerate(operands):
         if isinstance(operand, KroneckerDelta) and len(operands) > 1:
             rest = operands[:k] + operands[k + 1 :]
@@ -67,7 +80,49 @@ def contract(spec: Spec, *operands: Any) -> Any:
                 dtype = np.result_type(operand.dtype, *rest)
                 rest = tuple(np.asarray(r, dtype=dtype) for r in rest)
             return contract(_delta_contracted(spec, k), *rest)
+    if len(operands) > 1:
+        for k, operand in enumerate(operands):
+            if type(operand) is np.ndarray and 0 in operand.strides:
+                scaled = _without_broadcast(spec, k, operands)
+                if scaled is not None:
+                    return scaled
     return einsum_p(*operands, spec=spec)
+
+
+def _without_broadcast(spec: Spec, k: int, operands: tuple) -> Any:
+    """``contract`` with operand ``k`` (a constant broadcast array) replaced by its core;
+    None when it is broadcast along no axis of length > 1."""
+    x = operands[k]
+    if x.size == 0:
+        return None
+    axes = tuple(a for a, (n, step) in enumerate(zip(x.shape, x.strides)) if step == 0 and n > 1)
+    if not axes:
+        return None
+    reduced, summed = _constant_axes_dropped(spec, k, axes)
+    core = x[tuple(0 if a in axes else slice(None) for a in range(x.ndim))]
+    factor = 1
+    for s in summed:  # letters summed over a constant: a factor of their sizes
+        factor *= spec.size(s)
+    if factor != 1:
+        core = np.asarray(core * factor, dtype=x.dtype)
+    rest = operands[:k] + operands[k + 1 :]
+    if core.ndim == 0 and core == 1 and np.result_type(*[_dtype(o) for o in rest]) == np.result_type(
+        *[_dtype(o) for o in operands]
+    ):  # a scale by one: drop the operand
+        reduced = reduced.with_terms(reduced.inputs[:k] + reduced.inputs[k + 1 :], reduced.output)
+        if len(rest) == 1 and reduced.inputs[0] == reduced.output and type(rest[0]) is np.ndarray:
+            view = rest[0].view()  # the operand itself, read-only: a cotangent never owns a user's array
+            view.flags.writeable = False
+            return view
+        return contract(reduced, *rest)
+    return contract(reduced, *operands[:k], core, *operands[k + 1 :])
+
+
+def _dtype(x: Any) -> Any:
+    value = unbox(x)
+    if isinstance(value, (int, float, complex)):
+        return value
+    return np.result_type(value)
 
 
 class Einsum(PerArgument):
