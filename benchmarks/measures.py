@@ -26,7 +26,7 @@ import opt_einsum
 import einsumad as ea
 from benchmarks.problems import Inputs, Problem
 
-__all__ = ["blas_info", "op_overhead", "flop_counts", "gradient_memory", "ENV_VARS"]
+__all__ = ["blas_info", "limit_threads", "op_overhead", "flop_counts", "gradient_memory", "ENV_VARS"]
 
 ENV_VARS = (
     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
@@ -90,6 +90,29 @@ def format_blas(info: dict[str, Any]) -> str:
     lines.append(f"BLAS/thread environment: {env}")
     lines.extend(f"WARNING: {w}" for w in info["warnings"])
     return "\n".join(lines)
+
+
+def limit_threads(n: int) -> Any:
+    """Every library on ``n`` threads: BLAS, OpenMP and numexpr through threadpoolctl
+    (einsumad registers numexpr with it), PyTorch through ``set_num_threads``, XLA through
+    ``XLA_FLAGS`` when ``n == 1`` (read when JAX is first imported). Returns the limiter."""
+    if n == 1 and "jax" not in __import__("sys").modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    try:
+        import einsumad.tools.fusion  # noqa: F401 - registers numexpr with threadpoolctl
+    except ImportError:
+        pass
+    import threadpoolctl
+
+    return threadpoolctl.threadpool_limits(n)
 
 
 # ================================================================= per-op overhead

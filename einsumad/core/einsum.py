@@ -28,7 +28,7 @@ from .accumulate import PerArgument
 from .backend import evaluate
 from .delta import KroneckerDelta
 from .primitive import Primitive
-from .tape import unbox
+from .tape import Tensor, unbox
 
 __all__ = [
     "Einsum", "einsum_p", "contract", "swapped", "tangent_spec",
@@ -110,10 +110,13 @@ def _without_broadcast(spec: Spec, k: int, operands: tuple) -> Any:
         *[_dtype(o) for o in operands]
     ):  # a scale by one: drop the operand
         reduced = reduced.with_terms(reduced.inputs[:k] + reduced.inputs[k + 1 :], reduced.output)
-        if len(rest) == 1 and reduced.inputs[0] == reduced.output and type(rest[0]) is np.ndarray:
-            view = rest[0].view()  # the operand itself, read-only: a cotangent never owns a user's array
-            view.flags.writeable = False
-            return view
+        if len(rest) == 1 and reduced.inputs[0] == reduced.output:  # the other operand itself
+            if type(rest[0]) is np.ndarray:  # read-only: a cotangent never owns a user's array
+                view = rest[0].view()
+                view.flags.writeable = False
+                return view
+            if isinstance(rest[0], Tensor):
+                return rest[0]
         return contract(reduced, *rest)
     return contract(reduced, *operands[:k], core, *operands[k + 1 :])
 

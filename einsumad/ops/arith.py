@@ -50,6 +50,7 @@ negative_p = Primitive(
     source="-{0}",
 )
 negative_p.declaration.combination = (-1,)
+negative_p.declaration.numexpr = "-{0}"
 
 
 def add(x: Any, y: Any) -> Any:
@@ -103,6 +104,7 @@ pow_const_p = Primitive(
     declaration=Elementwise(
         (lambda ans, x, exponent: multiply(power(x, exponent - 1), exponent),),
         Notation("power", forward="{0}^{exponent}", derivative=(_power_notation,)),
+        numexpr="{0} ** {exponent}",
     ),
     source=lambda a, p: f"{a[0]} ** {literal(p['exponent'])}",
 )
@@ -162,10 +164,11 @@ exp_p = unary("exp", np.exp, lambda y, x: y, numpy=np.exp)
 log_p = unary("log", np.log, lambda y, x: reciprocal(x), numpy=np.log, derivative_notation="1/{0}")
 sqrt_p = unary("sqrt", np.sqrt, lambda y, x: divide(0.5, y), numpy=np.sqrt, derivative_notation="1/(2 sqrt({0}))")
 square_p = unary("square", np.square, lambda y, x: multiply(x, 2), numpy=np.square, derivative_notation="2 {0}",
-                 forward_notation="{0}^2")
+                 forward_notation="{0}^2", numexpr="{0} * {0}")
 reciprocal_p = unary(
     "reciprocal", lambda x: np.divide(1, x), lambda y, x: negative(multiply(y, y)),
     source="1 / {0}", numpy=np.reciprocal, derivative_notation="-1/{0}^2", forward_notation="1/{0}",
+    numexpr="1 / {0}",
 )
 
 

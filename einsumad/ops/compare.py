@@ -19,11 +19,17 @@ __all__ = [
 ]
 
 less = nondifferentiable(np.less, "less", source="{0} < {1}")
+less.declaration.numexpr = "{0} < {1}"
 less_equal = nondifferentiable(np.less_equal, "less_equal", source="{0} <= {1}")
+less_equal.declaration.numexpr = "{0} <= {1}"
 greater = nondifferentiable(np.greater, "greater", source="{0} > {1}")
+greater.declaration.numexpr = "{0} > {1}"
 greater_equal = nondifferentiable(np.greater_equal, "greater_equal", source="{0} >= {1}")
+greater_equal.declaration.numexpr = "{0} >= {1}"
 equal = nondifferentiable(np.equal, "equal", source="{0} == {1}")
+equal.declaration.numexpr = "{0} == {1}"
 not_equal = nondifferentiable(np.not_equal, "not_equal", source="{0} != {1}")
+not_equal.declaration.numexpr = "{0} != {1}"
 
 
 def _step(x: Any) -> np.ndarray:
@@ -100,6 +106,7 @@ invariant under any shift, so it carries no gradient."""
 
 
 stop_gradient_p = nondifferentiable(lambda x: x, "stop_gradient", source="{0}")
+stop_gradient_p.declaration.numexpr = "{0}"
 
 
 def stop_gradient(x: Any) -> Any:

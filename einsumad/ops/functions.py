@@ -33,12 +33,13 @@ tanh_p = unary("tanh", np.tanh, lambda y, x: subtract(1, multiply(y, y)), latex=
 sigmoid_p = unary(
     "sigmoid", _sigmoid_impl, lambda y, x: multiply(y, subtract(1, y)),
     symbol="σ", latex="\\sigma",
+    numexpr="where({0} >= 0, 1 / (1 + exp(-abs({0}))), exp(-abs({0})) / (1 + exp(-abs({0}))))",
 )
 sin_p = unary("sin", np.sin, lambda y, x: cos(x), latex="\\sin", numpy=np.sin, derivative_notation="cos({0})")
 cos_p = unary("cos", np.cos, lambda y, x: negative(sin(x)), latex="\\cos", numpy=np.cos,
               derivative_notation="-sin({0})")
 relu_p = unary("relu", lambda x: np.maximum(x, 0), lambda y, x: step(x), source="np.maximum({0}, 0)",
-               derivative_notation="[{0} > 0]")
+               derivative_notation="[{0} > 0]", numexpr="maximum({0}, 0)")
 
 
 def tanh(x: Any) -> Any:
