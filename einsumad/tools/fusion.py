@@ -269,8 +269,9 @@ def _spelling(ins: Any) -> ast.expr | None:
 
 
 def _checks(tree: ast.expr, arity: int) -> bool:
+    dag = _Dag()
     try:
-        _from_ast(tree, _Dag(), list(range(arity)))
+        _from_ast(tree, dag, [dag.add("leaf", (), k) for k in range(arity)])
     except (ValueError, IndexError):
         return False
     return True
