@@ -132,6 +132,9 @@ NUMEXPR_NS: dict[str, tuple[float, float]] = {
 NUMEXPR_ARRAY_NS = (0.18, 0.29)
 #: Fixed costs of one call, nanoseconds.
 NUMPY_CALL_NS, NUMEXPR_CALL_NS = 1_000.0, 6_000.0
+#: A kernel is written only where its estimate is below this fraction of NumPy's:
+#: near break-even the estimate's error (a busy core, another cache) decides.
+MARGIN = 0.8
 _UNKNOWN_NS = (10.0, 10.0)
 
 _BINARY = {
@@ -247,6 +250,13 @@ def _from_ast(node: ast.expr, dag: _Dag, operands: list[int]) -> int:
 def _spelling(ins: Any) -> ast.expr | None:
     """The syntax tree of an instruction's declared numexpr spelling, if it has one."""
     spelling = getattr(ins.prim.declaration, "numexpr", None)
+    combination = getattr(ins.prim.declaration, "combination", None)
+    if spelling is None and combination and all(c in (1, -1) for c in combination) and not ins.params:
+        # A sum the emitter folds (``add_any`` of two cotangents): ``{0} + {1}``, ``-{0}``.
+        spelling = "".join(
+            (" + " if c > 0 else " - ") + f"{{{k}}}" if k else ("" if c > 0 else "-") + "{0}"
+            for k, c in enumerate(combination)
+        )
     if spelling is None:
         return None
     names = [f"_{k}" for k in range(len(ins.args))]
@@ -650,7 +660,7 @@ def _write(
             sum(_ns(NUMEXPR_NS, kind(j), single) for j in members) + NUMEXPR_ARRAY_NS[element] * (len(sources) + 1)
         ) / threads
         numpy_ns = sum(NUMPY_CALL_NS + size * _ns(NUMPY_NS, kind(j), single) for j in members)
-        if len(members) > 1 and numexpr_ns < numpy_ns:
+        if len(members) > 1 and numexpr_ns < MARGIN * numpy_ns:
             kernel_of[i] = members
         else:  # not worth a kernel: every operation of it is a NumPy statement
             for j in members:
