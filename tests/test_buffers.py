@@ -150,3 +150,20 @@ def test_plan_of_a_written_body():
     x = namespace["x"]
     v0 = x * 2.0
     np.testing.assert_allclose(namespace["v4"], v0 - (np.tanh((v0 @ x).T) + x))
+
+
+def test_long_programs_split_into_parts_keep_buffers_and_kernels(rng, monkeypatch):
+    """A program split into part functions passes its buffers (and kernels) along."""
+    from einsumad.tools import program
+
+    monkeypatch.setattr(program, "PART_LINES", 12)
+    params, x, y = _mlp(rng)
+    vg = ea.value_and_grad(_mlp_loss)
+    compiled = ea.compile(vg)
+    got = _arrays(compiled(params, x, y))
+    (prog,) = compiled.programs.values()
+    assert len(prog.source.parts) > 3 and "buffers.take()" in prog.source
+    for a, b in zip(got, _arrays(ea.compile(vg, buffers=False, fuse=False)(params, x, y))):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    for a, b in zip(_arrays(compiled(params, x, y)), got):  # the second call reuses the buffers
+        np.testing.assert_array_equal(a, b)

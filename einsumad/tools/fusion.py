@@ -55,8 +55,7 @@ MIN_BYTES = 64 * 1024
 # ================================================================= numexpr, optional
 
 
-@functools.lru_cache(maxsize=1)
-def _numexpr() -> Any:
+def _load_numexpr() -> Any:
     try:
         import numexpr  # type: ignore[import-untyped]
     except ImportError:
@@ -65,6 +64,10 @@ def _numexpr() -> Any:
         return None
     _register_with_threadpoolctl(numexpr)
     return numexpr
+
+
+def _numexpr() -> Any:
+    return _NUMEXPR
 
 
 def available() -> bool:
@@ -105,6 +108,11 @@ def _register_with_threadpoolctl(numexpr: Any) -> None:
             return str(numexpr.__version__)
 
     threadpoolctl.register(NumexprController)
+
+
+#: numexpr, imported with einsumad when installed (about 15 ms), so that its pool is
+#: known to threadpoolctl before any ``threadpool_limits`` block a program is made in.
+_NUMEXPR = _load_numexpr()
 
 
 # ================================================================= costs
