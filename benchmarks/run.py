@@ -309,6 +309,26 @@ def run_extras(problems: list[Problem], scales: list[str], args: argparse.Namesp
               f"({m['einsumad_over_expected']:.2f}x{_mark(m)})  "
               f"hand peak {m['hand_peak_bytes'] / 2**20:9.2f} MiB ({m['hand_over_expected']:.2f}x)")
     extras["memory"] = memory
+
+    compiled: dict[str, Any] = {}
+    models = [p for p in problems if p.kind == "grad" and p.peer_targets]
+    if models:
+        print(f"\npeak memory of a compiled gradient ({scale} scale, tracemalloc; planned: the call's "
+              "peak plus the buffers kept between calls):")
+    for problem in models:
+        inputs = problem.setup(np.random.default_rng(args.seed), **problem.sizes[scale])
+        try:
+            m = measures.compiled_memory(problem, inputs)
+        except Exception as exc:  # noqa: BLE001
+            compiled[f"{problem.name}/{scale}"] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"  {problem.name:14s} ERROR {type(exc).__name__}: {exc}")
+            continue
+        compiled[f"{problem.name}/{scale}"] = m
+        print(f"  {problem.name:14s} fresh allocations {m['fresh_bytes'] / 2**20:8.2f} MiB   "
+              f"planned buffers {m['planned_bytes'] / 2**20:8.2f} MiB "
+              f"({m['planned_call_peak_bytes'] / 2**20:.2f} + {m['planned_kept_bytes'] / 2**20:.2f} kept; "
+              f"{m['planned_over_fresh']:.2f}x)")
+    extras["compiled_memory"] = compiled
     return extras
 
 
