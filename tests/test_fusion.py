@@ -175,3 +175,39 @@ def test_spellings_compute_what_the_implementations_compute(rng):
         # numexpr's elementary functions differ from NumPy's by an ulp or so
         np.testing.assert_allclose(numexpr.evaluate(text, local_dict={"x": arg}), want, rtol=1e-13,
                                    atol=1e-15 * np.max(np.abs(want[np.isfinite(want)])), err_msg=prim.name)
+
+
+# Random chains of elementwise ops on large arrays: the compiled gradient (grouped,
+# buffered, kernels on two threads) against eager einsumad.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_UNARY = [ea.tanh, ea.sigmoid, ea.relu, ea.softplus, ea.square, ea.negative, ea.sin, ea.silu,
+          lambda z: ea.gelu(z, approximate="tanh"), lambda z: ea.exp(-z * z), lambda z: 1.0 / (1.0 + z * z)]
+_BINARY = [ea.add, ea.subtract, ea.multiply, lambda a, b: ea.where(a > b, a, b * 0.5), ea.maximum]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_UNARY) - 1), st.integers(0, len(_BINARY) - 1),
+                          st.booleans()), min_size=2, max_size=7))
+def test_random_elementwise_chains_equal_eager(steps):
+    rng = np.random.default_rng(len(steps))
+    x, y = rng.normal(size=(128, 256)), rng.normal(size=(1, 256))
+
+    def f(x, y):
+        h, g = x, y
+        for u, b, mix in steps:
+            h = _UNARY[u](h)
+            if mix:
+                h = _BINARY[b](h, g)
+            g = h if mix else g
+        return ea.sum(h * x)
+
+    grad = ea.grad(f, argnums=(0, 1))
+    before = numexpr.set_num_threads(2)
+    try:
+        compiled = ea.compile(grad)(x, y)
+    finally:
+        numexpr.set_num_threads(before)
+    for got, want in zip(compiled, grad(x, y)):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * max(1.0, float(np.max(np.abs(want)))))
