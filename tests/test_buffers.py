@@ -167,3 +167,17 @@ def test_long_programs_split_into_parts_keep_buffers_and_kernels(rng, monkeypatc
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
     for a, b in zip(_arrays(compiled(params, x, y)), got):  # the second call reuses the buffers
         np.testing.assert_array_equal(a, b)
+
+
+def test_views_of_constants_are_made_once_when_the_program_is_written(rng):
+    W = rng.normal(size=(3, 4, 5))
+    f = ea.grad(lambda x: ea.sum(ea.tanh(ea.einsum("ijk,bkj->bi", W, x))))
+    x = rng.normal(size=(2, 5, 4))
+    compiled = ea.compile(f)
+    got = compiled(x)
+    (program,) = compiled.programs.values()
+    import re
+
+    assert not re.search(r"\bc\d+\.(transpose|reshape|T\b)", program.source), program.source
+    t = 1 - np.tanh(np.einsum("ijk,bkj->bi", W, x)) ** 2
+    np.testing.assert_allclose(got, np.einsum("bi,ijk->bkj", t, W), rtol=1e-12)

@@ -658,6 +658,7 @@ def emit(
         returned.add(slot)
         returned_names.add(names.get(slot, ""))
     structure = program.out_def.render(results) if program.out_def is not None else "None"
+    lines = _constant_views_hoisted(lines, namespace, fresh)
     if buffers:
         lines = _with_buffers(lines, structure, program, names, assigned, known, namespace, taken, fresh, kernel_names)
     lines.append(f"    return {structure}")
@@ -667,6 +668,54 @@ def emit(
     source.name = name
     source.parts = ["\n".join(part) for part in parts]
     return source
+
+
+_VIEWS = {"T", "reshape", "transpose", "swapaxes", "ravel", "diagonal"}
+
+
+def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: Callable[[str], str]) -> list[str]:
+    """Views (transposes, reshapes) of constant arrays, evaluated once when the program is
+    written: a plan's ``c0.transpose(1, 0, 2).reshape((6, 4))`` then costs nothing per call."""
+    import ast
+
+    def constant_view(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return isinstance(namespace.get(node.id), np.ndarray)
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return constant_view(node.value)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _VIEWS
+                and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
+            return constant_view(node.func.value)
+        return False
+
+    out = []
+    for line in lines:
+        if "(" not in line or line.lstrip().startswith(("#", "def ", "del ")):
+            out.append(line)
+            continue
+        code, _, comment = line.partition("  # ")
+        try:
+            tree = ast.parse(code.strip())
+        except SyntaxError:
+            out.append(line)
+            continue
+        spans = []
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Attribute, ast.Call)) and constant_view(node) and not any(
+                s[0] <= node.col_offset and node.end_col_offset <= s[1] for s in spans  # type: ignore[operator]
+            ):
+                spans.append((node.col_offset, node.end_col_offset))
+        if not spans:
+            out.append(line)
+            continue
+        text = code.strip()
+        for start, end in sorted(spans, reverse=True):  # type: ignore[arg-type]
+            value = eval(text[start:end], {"np": np}, namespace)  # noqa: S307 (views of our own constants)
+            name = fresh("c")
+            namespace[name] = value
+            text = text[:start] + name + text[end:]
+        out.append(f"    {text}" + (f"  # {comment}" if comment else ""))
+    return out
 
 
 def _with_buffers(
