@@ -211,3 +211,15 @@ def test_random_elementwise_chains_equal_eager(steps):
         numexpr.set_num_threads(before)
     for got, want in zip(compiled, grad(x, y)):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * max(1.0, float(np.max(np.abs(want)))))
+
+
+def test_a_group_that_cannot_be_written_as_one_expression_is_written_op_by_op(rng, monkeypatch):
+    from einsumad.tools import program as emitter
+
+    monkeypatch.setattr(emitter, "render", lambda *args, **kwargs: None)
+    x, w = rng.normal(size=(256, 512)), rng.normal(size=(256, 512))
+    f = ea.grad(lambda x: ea.sum(ea.gelu(x, approximate="tanh") * w - ea.tanh(x) * x))
+    assert fusion.plan_groups(trace(f, (x,), {}))  # there are groups, written unfused
+    compiled = ea.compile(f)
+    np.testing.assert_allclose(compiled(x), f(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(compiled(x * 0.5), f(x * 0.5), rtol=1e-12, atol=1e-12)

@@ -613,9 +613,12 @@ def emit(
                 assigned.add(var)
                 hold(root.out, var)
             else:  # not writable as one expression: its members one by one
+                before = set(assigned)
                 for m in ins.members:
                     _emit_instruction(program.instructions[m])
-                inner = sorted({names[program.instructions[m].out] for m in ins.members[:-1]} & assigned)
+                inner = sorted(assigned - before - {names[root.out]})  # the members' own variables
+                for name_ in inner:
+                    holders.pop(name_, None)
                 if inner:
                     lines.append(f"    del {', '.join(inner)}")
             read: Sequence[int] = ins.leaves
