@@ -15,7 +15,7 @@ norms. :func:`plan_groups` finds the maximal groups of such instructions that
   group has one result;
 * **how a group is written**: the expression is a DAG (shared subexpressions
   once). Operations numexpr evaluates faster than NumPy on the machine's threads
-  (arithmetic and comparisons on two or more threads; ``where``; the
+  (arithmetic and comparisons given enough threads; ``where``; the
   transcendental functions only with Intel's VML) are fused into numexpr
   kernels, ``evaluate("x * (1 - t * t)", x, t)``, when the kernel's estimated
   cost (:data:`NUMEXPR_NS`, :data:`NUMPY_NS`) is below NumPy's; everything else
@@ -143,6 +143,11 @@ NUMPY_CALL_NS, NUMEXPR_CALL_NS = 1_000.0, 6_000.0
 #: A kernel is written only where its estimate is below this fraction of NumPy's:
 #: near break-even the estimate's error (a busy core, another cache) decides.
 MARGIN = 0.8
+#: What each thread beyond the first adds to numexpr's speed. On the shared 2-core
+#: development machine the second thread gave 0.7x-1.3x (a busy core stalls numexpr's
+#: threads at every block), so two threads count as 1.5: kernels there are rare, and
+#: common with four threads or more.
+PARALLEL_EFFICIENCY = 0.5
 _UNKNOWN_NS = (10.0, 10.0)
 
 _BINARY = {
@@ -604,7 +609,7 @@ def _write(
             users[a].append(i)
     size = int(np.prod(shapes[root], dtype=np.int64))
     single = dtypes[root] == np.float32
-    threads = numexpr_threads()
+    threads = 1.0 + PARALLEL_EFFICIENCY * (numexpr_threads() - 1)
     kernels_ok = kernels and available() and all(
         not isinstance(lf.dtype, type) and np.dtype(lf.dtype) in _NUMEXPR_DTYPES for lf in leaves
     ) and all(d in _NUMEXPR_DTYPES for d in dtypes)
