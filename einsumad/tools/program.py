@@ -702,7 +702,7 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
         except SyntaxError:
             out.append(line)
             continue
-        spans = []
+        spans: list[tuple[int, int]] = []
         for node in ast.walk(tree):
             if isinstance(node, (ast.Attribute, ast.Call)) and constant_view(node) and not any(
                 s[0] <= node.col_offset and node.end_col_offset <= s[1] for s in spans  # type: ignore[operator]
