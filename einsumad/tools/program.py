@@ -704,19 +704,20 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
             continue
         spans: list[tuple[int, int]] = []
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Attribute, ast.Call)) and constant_view(node) and not any(
-                s[0] <= node.col_offset and node.end_col_offset <= s[1] for s in spans  # type: ignore[operator]
+            end = node.end_col_offset if isinstance(node, (ast.Attribute, ast.Call)) else None
+            if end is not None and constant_view(node) and not any(  # type: ignore[arg-type]
+                low <= node.col_offset and end <= high for low, high in spans  # type: ignore[attr-defined]
             ):
-                spans.append((node.col_offset, node.end_col_offset))
+                spans.append((node.col_offset, end))  # type: ignore[attr-defined]
         if not spans:
             out.append(line)
             continue
         text = code.strip()
-        for start, end in sorted(spans, reverse=True):  # type: ignore[arg-type]
-            value = eval(text[start:end], {"np": np}, namespace)  # noqa: S307 (views of our own constants)
+        for start, stop in sorted(spans, reverse=True):
+            value = eval(text[start:stop], {"np": np}, namespace)  # noqa: S307 (views of our own constants)
             name = fresh("c")
             namespace[name] = value
-            text = text[:start] + name + text[end:]
+            text = text[:start] + name + text[stop:]
         out.append(f"    {text}" + (f"  # {comment}" if comment else ""))
     return out
 
