@@ -186,16 +186,37 @@ def _allocating(node: ast.expr, kernels: set[str]) -> bool:
     return False
 
 
+def _transposes_after(node: ast.expr, inner: ast.expr) -> bool:
+    """The chain of views from ``inner`` up to ``node`` includes a transposition."""
+    while node is not inner:
+        if isinstance(node, ast.Attribute):
+            if node.attr in ("T", "mT"):
+                return True
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("transpose", "swapaxes"):
+                return True
+            node = node.func.value
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        else:
+            return False
+    return False
+
+
 def _is_kernel(node: ast.expr, kernels: set[str]) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in kernels
 
 
-def _reads_transposed(node: ast.expr) -> bool:
-    """An operand is a transposed view. A fresh result then takes the operands' memory
-    order, and the loop runs in it; a C-ordered ``out=`` would make the loop stride
-    across the operands instead (measured: 2.3x slower for a broadcast outer product
-    of two transposed matrices), so such a result keeps its fresh allocation."""
+def _reads_transposed(node: ast.expr, strided: set[str]) -> bool:
+    """An operand is a transposed view, or a name in ``strided``. A fresh result then
+    takes the operands' memory order, and the loop runs in it; a C-ordered ``out=``
+    would make the loop stride across the operands instead (measured: 2.3x slower for
+    a broadcast outer product of two transposed matrices), so such a result keeps its
+    fresh allocation."""
     for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in strided:
+            return True
         if isinstance(sub, ast.Attribute) and sub.attr in ("T", "mT"):
             return True
         if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in (
@@ -387,6 +408,7 @@ def plan_buffers(
     returned: set[str],
     name: Callable[[str], str],
     min_bytes: int = MIN_BYTES,
+    not_c_ordered: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[str], BufferPool | None, str]:
     """Give large intermediates of ``body`` buffers; see the module docstring.
 
@@ -398,12 +420,14 @@ def plan_buffers(
         returned: names the return statement reads.
         name: hands out a fresh local name.
         min_bytes: smaller intermediates keep fresh allocations.
+        not_c_ordered: names (inputs, constants) of arrays not in C order.
 
     Returns:
         The rewritten body, the pool (None when nothing is buffered), and the name
         of the local that holds a call's buffers.
     """
     shapes = {n: s for n, (s, _) in known.items()}
+    strided = set(not_c_ordered)  # names whose arrays are not in C order
     statements: list[_Statement] = []
     for index, line in enumerate(body):
         code, comment = _split_comment(line)
@@ -423,9 +447,8 @@ def plan_buffers(
         st.reads = {n.id for n in ast.walk(assign.value) if isinstance(n, ast.Name) and n.id != "np"}
         st.fresh = _fresh(assign.value, kernels)
         inner = _strip_views(assign.value)
-        if st.fresh and _allocating(inner, kernels) and not (
-            (_elementwise(inner) or _is_kernel(inner, kernels)) and _reads_transposed(inner)
-        ):
+        loops = _elementwise(inner) or _is_kernel(inner, kernels)
+        if st.fresh and _allocating(inner, kernels) and not (loops and _reads_transposed(inner, strided)):
             try:
                 if inner is assign.value:  # no views: the buffer has the result's (recorded) shape
                     st.alloc_shape = shapes[st.target]
@@ -441,6 +464,11 @@ def plan_buffers(
                 shapes[st.target] = _shape_of(assign.value, shapes)
             except (_Unknown, ValueError, TypeError, IndexError, KeyError):
                 pass
+        # Not in C order: a transposed view, anything that may view a strided array,
+        # and an elementwise result of strided operands (NumPy keeps their order).
+        if (_transposes_after(assign.value, inner) or not st.fresh and st.reads & strided
+                or (loops and _reads_transposed(inner, strided))):
+            strided.add(st.target)
         statements.append(st)
 
     # Which allocations may each name share memory with (itself, if fresh; else its operands')?

@@ -468,11 +468,13 @@ def emit(
                 paths.append((arg_name, path))
                 leaf_values.append(leaf)
     known: dict[str, tuple[tuple[int, ...], Any]] = {}  # shape and dtype of a local, for buffers
+    input_arrays: dict[str, np.ndarray] = {}  # the arrays traced, by local name (their memory order)
     for slot, (arg_name, path), leaf in zip(program.inputs, paths, leaf_values):
         if not path:
             names[slot] = arg_name
             if isinstance(leaf, np.ndarray):
                 known[arg_name] = (leaf.shape, leaf.dtype)
+                input_arrays[arg_name] = leaf
             continue
         local = _identifier(_leaf_expression(arg_name, path), "leaf")
         local = local if local not in taken else fresh(local + "_")
@@ -481,6 +483,7 @@ def emit(
         names[slot] = local
         if isinstance(leaf, np.ndarray):
             known[local] = (leaf.shape, leaf.dtype)
+            input_arrays[local] = leaf
 
     def ref(slot: int) -> str:
         if slot in names:
@@ -663,7 +666,9 @@ def emit(
     structure = program.out_def.render(results) if program.out_def is not None else "None"
     lines = _constant_views_hoisted(lines, namespace, fresh)
     if buffers:
-        lines = _with_buffers(lines, structure, program, names, assigned, known, namespace, taken, fresh, kernel_names)
+        lines = _with_buffers(
+            lines, structure, program, names, assigned, known, namespace, taken, fresh, kernel_names, input_arrays
+        )
     lines.append(f"    return {structure}")
     parts = _in_parts(lines, taken - set(namespace), fresh)
     source = Source("\n\n\n".join("\n".join(part) for part in parts))
@@ -725,7 +730,7 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
 def _with_buffers(
     lines: list[str], returned: str, program: Program, names: dict[int, str], assigned: set[str],
     known: dict[str, Any], namespace: dict[str, Any], taken: set[str], fresh: Callable[[str], str],
-    kernels: set[str],
+    kernels: set[str], inputs: dict[str, Any],
 ) -> list[str]:
     """``lines`` (header and body) with large intermediates written into kept buffers:
     a call takes a set from the pool named ``buffers`` and gives it back before returning."""
@@ -745,7 +750,8 @@ def _with_buffers(
         return prefix
 
     reads = set(_NAME.findall(returned))
-    body, pool, b = plan_buffers(lines[1:], known, kernels, reads, local)
+    strided = {n for n, v in {**namespace, **inputs}.items() if isinstance(v, np.ndarray) and not v.flags.c_contiguous}
+    body, pool, b = plan_buffers(lines[1:], known, kernels, reads, local, not_c_ordered=strided)
     if pool is None:
         return lines
     pool_name = local("buffers")
