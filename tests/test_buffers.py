@@ -122,25 +122,30 @@ def test_peak_memory_with_the_kept_buffers_stays_at_or_below_fresh_allocation(rn
 
 def test_plan_of_a_written_body():
     """The planner on statements as the emitter writes them: views extend lifetimes,
-    an operand that dies is overwritten in place, returned values keep fresh memory."""
+    an operand that dies is overwritten in place, returned values keep fresh memory,
+    and so does an elementwise result read from a transposed view (NumPy would loop in
+    the transposed order)."""
     n = 128 * 1024  # bytes per (128, 128) float64 array
-    known = {name: ((128, 128), np.dtype(np.float64)) for name in ("x", "v0", "v1", "v2", "v3", "v4")}
+    known = {name: ((128, 128), np.dtype(np.float64)) for name in ("x", "v0", "v1", "v2", "v3", "v4", "v5")}
     body = [
         "    v0 = x * 2.0",
-        "    v1 = np.matmul(v0.reshape((128, 128)), x).T  # ij,jk->ki",
+        "    v1 = np.matmul(v0.reshape((16, 8, 128)), x).reshape((128, 128))  # ij,jk->ik",
         "    v2 = np.tanh(v1)",
         "    del v1",
         "    v3 = v2 + x",
-        "    v4 = v0 - v3",
+        "    v5 = v3.T * x",
+        "    v4 = v0 - v5",
     ]
     out, pool, b = plan_buffers(body, known, set(), {"v4"}, lambda prefix: prefix)
     assert out[0] == "    v0 = np.multiply(x, 2.0, out=b[0])"
-    assert out[1] == "    v1 = np.matmul(v0.reshape((128, 128)), x, out=b[1]).T  # ij,jk->ki"
+    assert out[1] == "    v1 = np.matmul(v0.reshape((16, 8, 128)), x, out=b[1]).reshape((128, 128))  # ij,jk->ik"
     assert out[2] == "    v2 = np.tanh(v1, out=b[2])"
     assert out[4] == "    v3 = np.add(v2, x, out=b[3])"
-    assert out[5] == "    v4 = v0 - v3"  # returned: fresh memory
+    assert out[5] == "    v5 = v3.T * x"  # read from a transposed view: fresh memory
+    assert out[6] == "    v4 = v0 - v5"  # returned: fresh memory
     offsets = [offset for offset, _, _ in pool.views]
-    assert offsets[2] != offsets[1]  # v1 is a view (a transpose) of the matmul's buffer: not in place
+    assert pool.views[1][1] == (16, 8, 128)  # the matmul's own shape, viewed as (128, 128)
+    assert offsets[2] != offsets[1]  # v1 is a view (a reshape) of the matmul's buffer: not in place
     assert offsets[3] == offsets[2]  # v2 dies in v2 + x: written in place
     assert offsets[0] not in offsets[1:]  # v0 lives until the last statement
     assert pool.nbytes == 3 * n
@@ -149,7 +154,7 @@ def test_plan_of_a_written_body():
     exec("\n".join(line.strip() for line in out), namespace)  # noqa: S102
     x = namespace["x"]
     v0 = x * 2.0
-    np.testing.assert_allclose(namespace["v4"], v0 - (np.tanh((v0 @ x).T) + x))
+    np.testing.assert_allclose(namespace["v4"], v0 - (np.tanh(v0 @ x) + x).T * x)
 
 
 def test_long_programs_split_into_parts_keep_buffers_and_kernels(rng, monkeypatch):
