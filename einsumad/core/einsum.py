@@ -58,8 +58,15 @@ def _delta_contracted(spec: Spec, k: int) -> Spec:
 
 
 @functools.lru_cache(maxsize=4096)
-def _constant_axes_dropped(spec: Spec, k: int, axes: tuple[int, ...]) -> tuple[Spec, str]:
-    return algebra.drop_constant_axes(spec, k, axes)
+def _constant_axes_dropped(spec: Spec, k: int, axes: tuple[int, ...]) -> tuple[Spec, int, Spec]:
+    """Operand ``k`` constant along ``axes``: the spec with those axes dropped from its
+    term, the factor of the letters then summed over a constant, and the spec without
+    operand ``k`` at all (for a core of one)."""
+    reduced, summed = algebra.drop_constant_axes(spec, k, axes)
+    factor = 1
+    for s in summed:
+        factor *= spec.size(s)
+    return reduced, factor, reduced.with_terms(reduced.inputs[:k] + reduced.inputs[k + 1 :], reduced.output)
 
 
 def contract(spec: Spec, *operands: Any) -> Any:
@@ -95,30 +102,39 @@ def _without_broadcast(spec: Spec, k: int, operands: tuple) -> Any:
     x = operands[k]
     if x.size == 0:
         return None
-    axes = tuple(a for a, (n, step) in enumerate(zip(x.shape, x.strides)) if step == 0 and n > 1)
-    if not axes:
-        return None
-    reduced, summed = _constant_axes_dropped(spec, k, axes)
-    core = x[tuple(0 if a in axes else slice(None) for a in range(x.ndim))]
-    factor = 1
-    for s in summed:  # letters summed over a constant: a factor of their sizes
-        factor *= spec.size(s)
-    if factor != 1:
-        core = np.asarray(core * factor, dtype=x.dtype)
+    if not any(x.strides):  # a scalar broadcast (the cotangent of a sum): its core is one number
+        axes: tuple[int, ...] = tuple(range(x.ndim))
+    else:
+        axes = tuple(a for a, (n, step) in enumerate(zip(x.shape, x.strides)) if step == 0 and n > 1)
+        if not axes:
+            return None
+    reduced, factor, without = _constant_axes_dropped(spec, k, axes)
     rest = operands[:k] + operands[k + 1 :]
-    if core.ndim == 0 and core == 1 and np.result_type(*[_dtype(o) for o in rest]) == np.result_type(
-        *[_dtype(o) for o in operands]
-    ):  # a scale by one: drop the operand
-        reduced = reduced.with_terms(reduced.inputs[:k] + reduced.inputs[k + 1 :], reduced.output)
-        if len(rest) == 1 and reduced.inputs[0] == reduced.output:  # the other operand itself
-            if type(rest[0]) is np.ndarray:  # read-only: a cotangent never owns a user's array
-                view = rest[0].view()
-                view.flags.writeable = False
-                return view
-            if isinstance(rest[0], Tensor):
-                return rest[0]
-        return contract(reduced, *rest)
+    if len(axes) == x.ndim:
+        value = x.item(0) * factor
+        if value == 1 and _keeps_dtype(x.dtype, rest):  # a scale by one: drop the operand
+            if len(rest) == 1 and without.inputs[0] == without.output:  # the other operand itself
+                if type(rest[0]) is np.ndarray:  # read-only: a cotangent never owns a user's array
+                    view = rest[0].view()
+                    view.flags.writeable = False
+                    return view
+                if isinstance(rest[0], Tensor):
+                    return rest[0]
+            return contract(without, *rest)
+        core = np.asarray(value, dtype=x.dtype)
+    else:
+        core = x[tuple(0 if a in axes else slice(None) for a in range(x.ndim))]
+        if factor != 1:
+            core = np.asarray(core * factor, dtype=x.dtype)
     return contract(reduced, *operands[:k], core, *operands[k + 1 :])
+
+
+def _keeps_dtype(dtype: np.dtype, rest: tuple) -> bool:
+    """Dropping an operand of ``dtype`` leaves the einsum's result dtype unchanged."""
+    values = [unbox(r) for r in rest]
+    if all(type(v) is np.ndarray and v.dtype == dtype for v in values):
+        return True  # the common case, without NumPy's promotion machinery
+    return bool(np.result_type(*[_dtype(v) for v in values]) == np.result_type(dtype, *[_dtype(v) for v in values]))
 
 
 def _dtype(x: Any) -> Any:
