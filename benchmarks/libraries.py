@@ -9,8 +9,10 @@ The hand-derived NumPy baseline and einsumad are always available; the peers
 (JAX eager and jit, PyTorch eager, HIPS autograd) are built only when their
 import works. Every library differentiates the same loss (``problem.loss``,
 written once against a NumPy-like namespace) by the same method: reverse mode
-for gradients, reverse over reverse for the Hessian-vector product, and the
-library's own ``hessian`` for Hessians.
+for gradients, reverse over reverse for the Hessian-vector product, the
+library's own ``hessian`` for Hessians, and both plus the library's ``solve``
+for a Newton step. A model problem may give a library its own loss
+(``Problem.losses``); the derivative is then taken the same way.
 """
 
 from __future__ import annotations
@@ -66,16 +68,24 @@ def einsumad_impls(problem: Problem, inputs: Inputs) -> list[Impl]:
     import einsumad as ea
 
     consts = inputs.consts
+    loss = problem.loss_for("einsumad", ea, inputs)
     if problem.kind == "grad":
-        fun = ea.value_and_grad(lambda params, c: problem.loss(ea, params, c))
+        fun = ea.value_and_grad(lambda params, c: loss(params, c))
         arg: Any = inputs.params
     elif problem.kind == "hvp":
         v = consts["v"]
-        g = ea.grad(lambda x, c: problem.loss(ea, (x,), c))
+        g = ea.grad(lambda x, c: loss((x,), c))
         fun = ea.grad(lambda x, c: ea.sum(g(x, c) * v))
         arg = inputs.params[0]
+    elif problem.kind == "newton":
+        scalar = lambda w, c: loss((w,), c)
+
+        def fun(w: Any, c: dict) -> Any:
+            return w - ea.solve(ea.hessian(scalar)(w, c), ea.grad(scalar)(w, c))
+
+        arg = inputs.params[0]
     else:
-        fun = ea.hessian(lambda w, c: problem.loss(ea, (w,), c))
+        fun = ea.hessian(lambda w, c: loss((w,), c))
         arg = inputs.params[0]
 
     def convert(r: Any) -> list[np.ndarray]:
@@ -88,13 +98,26 @@ def einsumad_impls(problem: Problem, inputs: Inputs) -> list[Impl]:
         )
     compile_ = getattr(ea, "compile", None)
     if compile_ is not None:
-        try:
-            compiled = compile_(fun)
-        except Exception as exc:  # noqa: BLE001 - reported as a failed row
-            def compiled(*_: Any, _exc: Exception = exc) -> Any:
-                raise _exc
-        impls.append(Impl("einsumad", "compiled", lambda: compiled(arg, consts), convert))
+        variants = [("compiled", {})]
+        if _fusion_available():  # the `fast` extra: compiled with and without numexpr
+            variants.append(("compiled no-fast", {"fuse": False}))
+        for mode, options in variants:
+            try:
+                compiled = compile_(fun, **options)
+            except Exception as exc:  # noqa: BLE001 - reported as a failed row
+                def compiled(*_: Any, _exc: Exception = exc) -> Any:
+                    raise _exc
+            impls.append(Impl("einsumad", mode, lambda compiled=compiled: compiled(arg, consts), convert))
     return impls
+
+
+def _fusion_available() -> bool:
+    """Whether ``ea.compile`` fuses elementwise chains here (numexpr importable)."""
+    try:
+        from einsumad.tools import fusion
+    except ImportError:
+        return False
+    return bool(fusion.available())
 
 
 # ================================================================= peers
@@ -108,15 +131,20 @@ def _jax_impls(problem: Problem, inputs: Inputs) -> list[Impl]:
 
     params = tuple(jnp.asarray(p) for p in inputs.params)
     consts = {k: jnp.asarray(v) for k, v in inputs.consts.items()}
+    loss = problem.loss_for("jax", jnp, inputs)
     if problem.kind == "grad":
-        fun = jax.value_and_grad(lambda p, c: problem.loss(jnp, p, c))
+        fun = jax.value_and_grad(lambda p, c: loss(p, c))
         arg: Any = params
     elif problem.kind == "hvp":
-        g = jax.grad(lambda x, c: problem.loss(jnp, (x,), c))
+        g = jax.grad(lambda x, c: loss((x,), c))
         fun = jax.grad(lambda x, c: jnp.sum(g(x, c) * c["v"]))
         arg = params[0]
+    elif problem.kind == "newton":
+        scalar = lambda w, c: loss((w,), c)
+        fun = lambda w, c: w - jnp.linalg.solve(jax.hessian(scalar)(w, c), jax.grad(scalar)(w, c))
+        arg = params[0]
     else:
-        fun = jax.hessian(lambda w, c: problem.loss(jnp, (w,), c))
+        fun = jax.hessian(lambda w, c: loss((w,), c))
         arg = params[0]
     jitted = jax.jit(fun)
 
@@ -134,24 +162,31 @@ def _torch_impls(problem: Problem, inputs: Inputs) -> list[Impl]:
 
     params = [torch.from_numpy(np.array(p)).requires_grad_() for p in inputs.params]
     consts = {k: torch.from_numpy(np.array(v)) for k, v in inputs.consts.items()}
+    loss = problem.loss_for("torch", torch, inputs)
 
     if problem.kind == "grad":
         def call() -> Any:
-            loss = problem.loss(torch, tuple(params), consts)
-            return loss.detach(), torch.autograd.grad(loss, params)
+            value = loss(tuple(params), consts)
+            return value.detach(), torch.autograd.grad(value, params)
     elif problem.kind == "hvp":
         x, v = params[0], consts["v"]
 
         def call() -> Any:
-            (g,) = torch.autograd.grad(problem.loss(torch, (x,), consts), x, create_graph=True)
+            (g,) = torch.autograd.grad(loss((x,), consts), x, create_graph=True)
             return torch.autograd.grad(torch.sum(g * v), x)[0]
+    elif problem.kind == "newton":
+        w = params[0].detach()
+
+        def call() -> Any:
+            H = torch.autograd.functional.hessian(lambda w_: loss((w_,), consts), w, vectorize=True)
+            wg = w.clone().requires_grad_()
+            (g,) = torch.autograd.grad(loss((wg,), consts), wg)
+            return w - torch.linalg.solve(H, g)
     else:
         w = params[0].detach()
 
         def call() -> Any:
-            return torch.autograd.functional.hessian(
-                lambda w_: problem.loss(torch, (w_,), consts), w, vectorize=True
-            )
+            return torch.autograd.functional.hessian(lambda w_: loss((w_,), consts), w, vectorize=True)
 
     def convert(r: Any) -> list[np.ndarray]:
         return _flatten(problem.kind, r, lambda t: t.detach().numpy())
@@ -195,15 +230,22 @@ def _autograd_impls(problem: Problem, inputs: Inputs) -> list[Impl]:
 
     anp = _AutogradNumpy()
     consts = inputs.consts
+    if problem.losses and "autograd" not in problem.losses:
+        raise NotImplementedError("this model has no autograd version")
+    loss = problem.loss_for("autograd", anp, inputs)
     if problem.kind == "grad":
-        fun = autograd.value_and_grad(lambda p, c: problem.loss(anp, p, c))
+        fun = autograd.value_and_grad(lambda p, c: loss(p, c))
         arg: Any = inputs.params
     elif problem.kind == "hvp":
-        g = autograd.grad(lambda x, c: problem.loss(anp, (x,), c))
+        g = autograd.grad(lambda x, c: loss((x,), c))
         fun = autograd.grad(lambda x, c: anp.sum(g(x, c) * c["v"]))
         arg = inputs.params[0]
+    elif problem.kind == "newton":
+        scalar = lambda w, c: loss((w,), c)
+        fun = lambda w, c: w - anp.linalg.solve(autograd.hessian(scalar)(w, c), autograd.grad(scalar)(w, c))
+        arg = inputs.params[0]
     else:
-        fun = autograd.hessian(lambda w, c: problem.loss(anp, (w,), c))
+        fun = autograd.hessian(lambda w, c: loss((w,), c))
         arg = inputs.params[0]
 
     def convert(r: Any) -> list[np.ndarray]:

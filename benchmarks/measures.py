@@ -10,6 +10,8 @@
   swapped subscripts of each step), and of the gradient as n separate n-ary VJPs.
 * :func:`gradient_memory`: the peak memory (tracemalloc) of an einsumad gradient
   against the bytes of the forward intermediates plus the gradients.
+* :func:`compiled_memory`: the peak memory of a compiled gradient with fresh
+  allocations and with planned buffers (the buffers it keeps counted in).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import opt_einsum
 import einsumad as ea
 from benchmarks.problems import Inputs, Problem
 
-__all__ = ["blas_info", "op_overhead", "flop_counts", "gradient_memory", "ENV_VARS"]
+__all__ = [
+    "blas_info", "limit_threads", "op_overhead", "flop_counts", "gradient_memory", "compiled_memory", "ENV_VARS",
+]
 
 ENV_VARS = (
     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
@@ -90,6 +94,29 @@ def format_blas(info: dict[str, Any]) -> str:
     lines.append(f"BLAS/thread environment: {env}")
     lines.extend(f"WARNING: {w}" for w in info["warnings"])
     return "\n".join(lines)
+
+
+def limit_threads(n: int) -> Any:
+    """Every library on ``n`` threads: BLAS, OpenMP and numexpr through threadpoolctl
+    (einsumad registers numexpr with it), PyTorch through ``set_num_threads``, XLA through
+    ``XLA_FLAGS`` when ``n == 1`` (read when JAX is first imported). Returns the limiter."""
+    if n == 1 and "jax" not in __import__("sys").modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    try:
+        import einsumad.tools.fusion  # noqa: F401 - registers numexpr with threadpoolctl
+    except ImportError:
+        pass
+    import threadpoolctl
+
+    return threadpoolctl.threadpool_limits(n)
 
 
 # ================================================================= per-op overhead
@@ -263,3 +290,25 @@ def gradient_memory(problem: Problem, inputs: Inputs) -> dict[str, Any]:
         "einsumad_over_expected": ea_peak / expected if expected else float("nan"),
         "hand_over_expected": hand_peak / expected if expected else float("nan"),
     }
+
+
+def compiled_memory(problem: Problem, inputs: Inputs) -> dict[str, Any]:
+    """Peak bytes of one call of ``ea.compile(ea.value_and_grad(loss))``: with every
+    intermediate allocated afresh (``buffers=False``, as before buffer planning) and
+    with planned buffers, whose bytes (kept between calls) are added to the call's peak."""
+    loss = problem.loss_for("einsumad", ea, inputs)
+    fun = ea.value_and_grad(lambda p, c: loss(p, c))
+    out: dict[str, Any] = {}
+    for label, options in (("fresh", {"buffers": False, "fuse": False}), ("planned", {})):
+        try:
+            compiled = ea.compile(fun, **options)
+        except TypeError:  # an einsumad before buffer planning: every intermediate is fresh
+            compiled = ea.compile(fun)
+        compiled(inputs.params, inputs.consts)  # traced and buffers made, not counted
+        _, _, peak = _traced_bytes(lambda: compiled(inputs.params, inputs.consts))
+        kept = sum(getattr(p.source.namespace.get("buffers"), "nbytes", 0) for p in compiled.programs.values())
+        out[f"{label}_call_peak_bytes"] = peak
+        out[f"{label}_kept_bytes"] = kept
+        out[f"{label}_bytes"] = peak + kept
+    out["planned_over_fresh"] = out["planned_bytes"] / out["fresh_bytes"]
+    return out

@@ -9,12 +9,18 @@ environments for a tensor train), computing the loss value too, as a training
 step needs it. That is the baseline every ratio is taken against, and the truth
 every library's result is checked against before anything is timed.
 
-Three kinds of problem:
+Four kinds of problem:
 
 * ``grad``: the result is ``(value, gradients)``, the gradient with respect to
   every array in ``params`` (a tuple);
 * ``hvp``: the Hessian-vector product ``H(x) v`` by nested reverse mode;
-* ``hessian``: the full Hessian with respect to ``params[0]``.
+* ``hessian``: the full Hessian with respect to ``params[0]``;
+* ``newton``: one Newton step ``x - H(x)^-1 g(x)`` for ``params[0]``.
+
+The model problems (a transformer block, a variational MPS energy, a Newton step
+of logistic regression; :mod:`benchmarks.models`) are appended to :data:`PROBLEMS`.
+A model may give a library its own loss (``losses``: PyTorch's fused layer norm,
+JAX's ``jax.nn.gelu``), and states targets relative to peers (``peer_targets``).
 
 ``sizes[scale]`` gives the setup's keyword arguments at the ``small``
 (overhead-bound), ``large`` (BLAS-bound) and ``tiny`` (``--quick``) scales.
@@ -39,6 +45,8 @@ class Inputs:
 
     params: tuple[np.ndarray, ...]
     consts: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Python values the loss needs besides arrays (a head count): never converted.
+    static: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,11 @@ class Problem:
         einsum: for n-operand problems, ``einsum(inputs)`` returns
             ``(subscripts, operand shapes, which operands are differentiable)`` of
             the contraction at the heart of the loss, for the flop counts.
+        losses: per library (``"einsumad"``, ``"jax"``, ``"torch"``, ``"autograd"``),
+            a loss ``loss(params, consts, **static)`` in that library's own idiom,
+            used instead of ``loss(xp, ...)``.
+        peer_targets: per einsumad mode, ``(peer label, bound)`` pairs: the mode's
+            median must be at most ``bound`` times the peer's (same run).
     """
 
     name: str
@@ -66,6 +79,15 @@ class Problem:
     loss: Callable[[Any, tuple, dict], Any]
     reference: Callable[[tuple, dict], Any]
     einsum: Callable[[Inputs], tuple[str, list[tuple[int, ...]], list[bool]]] | None = None
+    losses: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    peer_targets: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+
+    def loss_for(self, library: str, xp: Any, inputs: Inputs) -> Callable[[tuple, dict], Any]:
+        """``loss(params, consts)`` as ``library`` computes it (namespace ``xp``)."""
+        own = self.losses.get(library)
+        if own is not None:
+            return lambda params, consts: own(params, consts, **inputs.static)
+        return lambda params, consts: self.loss(xp, params, consts)
 
 
 def _normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
@@ -437,6 +459,12 @@ PROBLEMS: list[Problem] = [
         _logreg_setup, _logreg_loss, _logreg_reference,
     ),
 ]
+
+
+# The model problems live in their own module (which imports Problem from here).
+from benchmarks.models import MODEL_PROBLEMS  # noqa: E402
+
+PROBLEMS += MODEL_PROBLEMS
 
 
 def by_name(names: list[str] | None) -> list[Problem]:

@@ -25,10 +25,12 @@ def _ratio(r: float | None) -> str:
 
 
 def _target(row: dict[str, Any]) -> str:
-    if row.get("target") is None:
-        return ""
-    mark = "met" if row.get("target_met") else "MISSED"
-    return f"<= {row['target']:.1f}x {mark}"
+    parts = []
+    if row.get("target") is not None:
+        parts.append(f"<= {row['target']:.1f}x {'met' if row.get('target_met') else 'MISSED'}")
+    for v in row.get("peer_targets", ()):
+        parts.append(f"{v['ratio']:.2f}x {v['vs']} (<= {v['bound']:.1f}x {'met' if v['met'] else 'MISSED'})")
+    return "; ".join(parts)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -39,13 +39,20 @@ TOO_SLOW_S, TOO_SLOW_RATIO = 1.0, 50.0  # a contender slower than both, once, is
 
 def target_for(problem: Problem, scale: str, library: str, mode: str) -> float | None:
     """The issue's targets, as ratios to the hand-derived NumPy baseline (medians)."""
-    if library != "einsumad":
+    if library != "einsumad" or problem.peer_targets:  # a model's targets are relative to peers
         return None
     if scale == "large" and mode == "eager":
         return 1.5 if problem.kind == "hessian" else 1.2
     if scale == "small":
-        return {"eager": 2.0, "compiled": 1.3}.get(mode)
+        return {"eager": 2.0, "compiled": 1.3, "compiled no-fast": 1.3}.get(mode)
     return None
+
+
+def peer_targets_for(problem: Problem, scale: str, library: str, mode: str) -> tuple[tuple[str, float], ...]:
+    """A model problem's targets relative to peers, at the model's own size (large scale)."""
+    if library != "einsumad" or scale != "large":
+        return ()
+    return problem.peer_targets.get("compiled" if mode.startswith("compiled") else mode, ())
 
 
 def _tolerance(expected: np.ndarray) -> tuple[float, float]:
@@ -140,6 +147,15 @@ def run_problem(problem: Problem, scale: str, peers: list[str], args: argparse.N
             row["best_ratio"] = row["best_s"] / base.best
             if row["target"] is not None:
                 row["target_met"] = row["ratio"] <= row["target"]
+    medians = {row["label"]: row["median_s"] for row in rows if "median_s" in row}
+    for row in rows:
+        versus = []
+        for peer, bound in peer_targets_for(problem, scale, row["library"], row["mode"]):
+            if peer in medians and row["label"] in medians:
+                ratio = medians[row["label"]] / medians[peer]
+                versus.append({"vs": peer, "bound": bound, "ratio": ratio, "met": ratio <= bound})
+        if versus:
+            row["peer_targets"] = versus
     return rows, notes
 
 
@@ -157,6 +173,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the overhead, flop and memory measurements")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="limit every library to N threads: BLAS, OpenMP and numexpr (threadpoolctl), "
+                             "PyTorch (set_num_threads), XLA (N=1 only) (default: no limit)")
     args = parser.parse_args(argv)
     if args.peers is None:
         args.peers = not args.quick
@@ -168,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     problems = by_name([p for p in args.problems.split(",") if p])
     scales = ["tiny"] if args.quick else (["small", "large"] if args.scale == "both" else [args.scale])
 
+    limiter = measures.limit_threads(args.threads) if args.threads else None
     blas = measures.blas_info()
     print(measures.format_blas(blas), flush=True)
+    if args.threads:
+        print(f"threads limited to {args.threads} per library", flush=True)
     found = libraries.available_peers() if args.peers else {}
     peers = [name for name, version in found.items() if not version.startswith("unavailable")]
     if args.peers:
@@ -209,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
               + ("; missed: " + ", ".join(f"{r['problem']} [{r['scale']}] {r['mode']} "
                                           f"{r['ratio']:.2f}x > {r['target']:.1f}x" for r in missed)
                  if missed else ""))
+    versus = [(r, v) for r in rows for v in r.get("peer_targets", ())]
+    if versus:
+        print("targets relative to peers (einsumad median / peer median, same run):")
+        for r, v in versus:
+            print(f"  {r['problem']:14s} {r['mode']:17s} {v['ratio']:5.2f}x {v['vs']:12s} "
+                  f"(<= {v['bound']:.1f}x {'met' if v['met'] else 'MISSED'})")
+    if limiter is not None:
+        limiter.restore_original_limits()
     if peer_failed:
         print(f"{len(peer_failed)} peer row(s) failed (not einsumad's fault; see above)")
     if failed:
@@ -261,7 +291,7 @@ def run_extras(problems: list[Problem], scales: list[str], args: argparse.Namesp
     print(f"\npeak memory of an einsumad gradient ({scale} scale, tracemalloc) vs forward "
           "intermediates + gradients (target <= 1.5x):")
     for problem in problems:
-        if problem.kind != "grad":
+        if problem.kind != "grad" or problem.losses:  # models: see the compiled memory below
             continue
         inputs = problem.setup(np.random.default_rng(args.seed), **problem.sizes[scale])
         try:
@@ -279,6 +309,26 @@ def run_extras(problems: list[Problem], scales: list[str], args: argparse.Namesp
               f"({m['einsumad_over_expected']:.2f}x{_mark(m)})  "
               f"hand peak {m['hand_peak_bytes'] / 2**20:9.2f} MiB ({m['hand_over_expected']:.2f}x)")
     extras["memory"] = memory
+
+    compiled: dict[str, Any] = {}
+    models = [p for p in problems if p.kind == "grad" and p.peer_targets]
+    if models:
+        print(f"\npeak memory of a compiled gradient ({scale} scale, tracemalloc; planned: the call's "
+              "peak plus the buffers kept between calls):")
+    for problem in models:
+        inputs = problem.setup(np.random.default_rng(args.seed), **problem.sizes[scale])
+        try:
+            m = measures.compiled_memory(problem, inputs)
+        except Exception as exc:  # noqa: BLE001
+            compiled[f"{problem.name}/{scale}"] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"  {problem.name:14s} ERROR {type(exc).__name__}: {exc}")
+            continue
+        compiled[f"{problem.name}/{scale}"] = m
+        print(f"  {problem.name:14s} fresh allocations {m['fresh_bytes'] / 2**20:8.2f} MiB   "
+              f"planned buffers {m['planned_bytes'] / 2**20:8.2f} MiB "
+              f"({m['planned_call_peak_bytes'] / 2**20:.2f} + {m['planned_kept_bytes'] / 2**20:.2f} kept; "
+              f"{m['planned_over_fresh']:.2f}x)")
+    extras["compiled_memory"] = compiled
     return extras
 
 

@@ -16,13 +16,12 @@ is the same block written in NumPy with the backward pass derived by hand (the
 textbook layer-norm and softmax backwards, explicit transposes): the baseline
 every time is divided by, and the truth the tests compare einsumad's gradients with.
 
-Run from the checkout::
+``torch_loss`` and ``jax_loss`` are the block in the peers' own idioms. The
+benchmark runner times them as the problems ``transformer`` (float64) and
+``transformer32`` (float32) (:mod:`benchmarks.models`); from the checkout::
 
-    python -m benchmarks.transformer_block                 # batch 8, sequence 64, width 128, 4 heads, MLP 512
-    python -m benchmarks.transformer_block --dtype float32 --budget 10
-
-Times are medians of interleaved rounds (``benchmarks.timer``), in one process.
-PyTorch eager is timed too when ``torch`` is importable.
+    python -m benchmarks --problems transformer,transformer32 --scale large
+    python -m benchmarks.transformer_block --dtype float32     # the same, one dtype
 """
 
 from __future__ import annotations
@@ -34,9 +33,8 @@ from typing import Any
 import numpy as np
 
 import einsumad as ea
-from benchmarks.timer import time_interleaved
 
-__all__ = ["SIZES", "setup", "loss", "reference", "gelu_tanh", "layer_norm", "main"]
+__all__ = ["SIZES", "NAMES", "setup", "loss", "reference", "torch_loss", "jax_loss", "gelu_tanh", "layer_norm", "main"]
 
 SIZES = {"batch": 8, "seq": 64, "width": 128, "heads": 4, "mlp": 512}
 NAMES = ("g1", "b1", "Wq", "Wk", "Wv", "Wo", "g2", "b2", "W1", "c1", "W2", "c2")
@@ -158,76 +156,63 @@ def reference(params: dict, x: np.ndarray, t: np.ndarray, heads: int) -> tuple[A
     return value, {name: g[name] for name in NAMES}
 
 
-# ============================================================ PyTorch (optional)
+# ============================================================ the block in PyTorch and JAX (peers)
 
 
-def _torch_value_and_grad(params: dict, x: np.ndarray, t: np.ndarray, heads: int) -> Any:
+def torch_loss(params: tuple, consts: dict, heads: int) -> Any:
+    """The block in PyTorch's own idiom: fused ``layer_norm``, ``gelu`` and ``softmax``."""
     import torch
     import torch.nn.functional as F
 
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    tx, tt = torch.tensor(x), torch.tensor(t)
+    p = dict(zip(NAMES, params))
+    x, t = consts["x"], consts["t"]
+    b, s, d = x.shape
+    e = d // heads
+    h = F.layer_norm(x, (d,), p["g1"], p["b1"], eps=EPS)
+    split = lambda z: z.reshape(b, s, heads, e).transpose(1, 2)
+    q, k, v = split(h @ p["Wq"]), split(h @ p["Wk"]), split(h @ p["Wv"])
+    a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(e), dim=-1)
+    x1 = x + (a @ v).transpose(1, 2).reshape(b, s, d) @ p["Wo"]
+    h2 = F.layer_norm(x1, (d,), p["g2"], p["b2"], eps=EPS)
+    y = x1 + F.gelu(h2 @ p["W1"] + p["c1"], approximate="tanh") @ p["W2"] + p["c2"]
+    return (y * t).sum()
+
+
+def jax_loss(params: tuple, consts: dict, heads: int) -> Any:
+    """The block in JAX's idiom: ``jax.nn.gelu(approximate=True)``, ``jax.nn.softmax``,
+    layer norm written with ``jax.numpy`` (JAX has no layer-norm function of its own)."""
+    import jax
+    import jax.numpy as jnp
+
+    p = dict(zip(NAMES, params))
+    x, t = consts["x"], consts["t"]
     b, s, d = x.shape
     e = d // heads
 
-    def run() -> Any:
-        h = F.layer_norm(tx, (d,), tp["g1"], tp["b1"], eps=EPS)
-        split = lambda z: z.reshape(b, s, heads, e).transpose(1, 2)
-        q, k, v = split(h @ tp["Wq"]), split(h @ tp["Wk"]), split(h @ tp["Wv"])
-        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(e), dim=-1)
-        x1 = tx + (a @ v).transpose(1, 2).reshape(b, s, d) @ tp["Wo"]
-        h2 = F.layer_norm(x1, (d,), tp["g2"], tp["b2"], eps=EPS)
-        y = x1 + F.gelu(h2 @ tp["W1"] + tp["c1"], approximate="tanh") @ tp["W2"] + tp["c2"]
-        value = (y * tt).sum()
-        grads = torch.autograd.grad(value, [tp[n] for n in NAMES])
-        return value.item(), {n: gr.numpy() for n, gr in zip(NAMES, grads)}
+    def norm(z: Any, g: Any, c: Any) -> Any:
+        centred = z - z.mean(axis=-1, keepdims=True)
+        return centred / jnp.sqrt((centred * centred).mean(axis=-1, keepdims=True) + EPS) * g + c
 
-    return run
-
-
-# ============================================================ timing
+    split = lambda z: z.reshape(b, s, heads, e).transpose(0, 2, 1, 3)
+    h = norm(x, p["g1"], p["b1"])
+    q, k, v = split(h @ p["Wq"]), split(h @ p["Wk"]), split(h @ p["Wv"])
+    a = jax.nn.softmax(q @ k.transpose(0, 1, 3, 2) / math.sqrt(e), axis=-1)
+    x1 = x + (a @ v).transpose(0, 2, 1, 3).reshape(b, s, d) @ p["Wo"]
+    h2 = norm(x1, p["g2"], p["b2"])
+    y = x1 + jax.nn.gelu(h2 @ p["W1"] + p["c1"], approximate=True) @ p["W2"] + p["c2"]
+    return jnp.sum(y * t)
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.transformer_block``: the runner on the transformer problems."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--budget", type=float, default=6.0, help="seconds for the interleaved rounds")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    dtype = np.dtype(args.dtype)
-    params, x, t = setup(np.random.default_rng(args.seed), **{k: SIZES[k] for k in ("batch", "seq", "width", "heads", "mlp")},
-                         dtype=dtype)
-    heads = SIZES["heads"]
-    eager = ea.value_and_grad(lambda p: loss(p, x, t, heads))
-    compiled = ea.compile(ea.value_and_grad(lambda p, x, t: loss(p, x, t, heads)))
-    contenders = {
-        "NumPy, backward by hand": lambda: reference(params, x, t, heads),
-        "einsumad eager (ea.value_and_grad)": lambda: eager(params),
-        "einsumad compiled (ea.compile)": lambda: compiled(params, x, t),
-    }
-    try:
-        contenders["PyTorch eager"] = _torch_value_and_grad(params, x, t, heads)
-    except ImportError:
-        pass
+    parser.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
+    known, rest = parser.parse_known_args(argv)
+    from benchmarks.run import main as run
 
-    truth_value, truth = reference(params, x, t, heads)
-    tol = 1e-9 if dtype == np.float64 else 2e-3
-    for label, fn in contenders.items():
-        value, grads = fn()
-        worst = max(float(np.max(np.abs(grads[n] - truth[n])) / (np.max(np.abs(truth[n])) + 1e-30)) for n in NAMES)
-        if worst > tol or not np.isclose(float(value), float(truth_value), rtol=tol):
-            raise AssertionError(f"{label}: gradients differ from the hand-derived ones (relative {worst:.1e})")
-        print(f"checked {label}: worst relative gradient error {worst:.1e}")
-
-    timings = time_interleaved(contenders, budget=args.budget)
-    base = timings["NumPy, backward by hand"].median
-    sizes = ", ".join(f"{k} {v}" for k, v in SIZES.items())
-    print(f"\npre-LN transformer block, forward + backward ({sizes}; tanh-GELU), {dtype.name}")
-    print(f"{'':38s} {'median':>10s} {'best':>10s} {'ratio':>7s}")
-    for label, timing in timings.items():
-        print(f"{label:38s} {timing.median * 1e3:8.2f} ms {timing.best * 1e3:8.2f} ms {timing.median / base:6.2f}x")
-    return {label: timing.median for label, timing in timings.items()}
+    names = {"float64": "transformer", "float32": "transformer32", "both": "transformer,transformer32"}
+    return run(["--problems", names[known.dtype], "--scale", "large", "--no-extras", *rest])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

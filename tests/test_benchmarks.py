@@ -54,3 +54,49 @@ def test_hand_derived_gradients_match_finite_differences():
 
             numeric = (f(eps) - f(-eps)) / (2 * eps)
             assert np.isclose(np.vdot(g, d), numeric, rtol=1e-5, atol=1e-7), (problem.name, k)
+
+
+def test_heisenberg_mpo_is_the_heisenberg_hamiltonian():
+    """The MPS-energy problem's MPO, contracted to a dense matrix, equals the sum of
+    S_i · S_{i+1} built from Kronecker products (n = 4)."""
+    import numpy as np
+
+    from benchmarks.models import heisenberg_mpo
+
+    n = 4
+    sx = np.array([[0.0, 0.5], [0.5, 0.0]])
+    sy = np.array([[0.0, -0.5j], [0.5j, 0.0]])
+    sz = np.diag([0.5, -0.5])
+    dense = np.zeros((2**n, 2**n), dtype=complex)
+    for i in range(n - 1):
+        for s in (sx, sy, sz):
+            ops = [np.eye(2)] * n
+            ops[i], ops[i + 1] = s, s
+            term = ops[0]
+            for o in ops[1:]:
+                term = np.kron(term, o)
+            dense += term
+    W = heisenberg_mpo(n)
+    H = W[0][0]  # (v, out, in)
+    for core in W[1:]:
+        H = np.einsum("vab,vwcd->wacbd", H, core).reshape(core.shape[1], H.shape[1] * 2, H.shape[2] * 2)
+    np.testing.assert_allclose(H[0], dense.real, atol=1e-14)
+    assert np.allclose(dense.imag, 0)
+    assert np.isclose(np.linalg.eigvalsh(dense.real)[0], -1.6160254037844386)  # the open chain's ground state
+
+
+def test_newton_reference_solves_the_finite_difference_newton_system():
+    """w_new = w - H^-1 g, with g and H by central differences of the loss."""
+    import numpy as np
+
+    from benchmarks.problems import by_name
+
+    (problem,) = by_name(["newton"])
+    inputs = problem.setup(np.random.default_rng(3), **problem.sizes["tiny"])
+    (w,) = inputs.params
+    f = lambda v: float(problem.loss(np, (v,), inputs.consts))  # noqa: E731
+    eps, d = 1e-4, len(w)
+    eye = np.eye(d) * eps
+    g = np.array([(f(w + e) - f(w - e)) / (2 * eps) for e in eye])
+    H = np.array([[(f(w + a + b) - f(w + a - b) - f(w - a + b) + f(w - a - b)) / (4 * eps**2) for b in eye] for a in eye])
+    np.testing.assert_allclose(problem.reference(inputs.params, inputs.consts), w - np.linalg.solve(H, g), rtol=1e-5)

@@ -32,6 +32,7 @@ __all__ = [
     "broadcast_spec",
     "pairwise_steps",
     "contract_delta",
+    "drop_constant_axes",
     "substitute",
     "run_pairwise",
     "factor_out",
@@ -231,6 +232,37 @@ def contract_delta(spec: Spec, k: int) -> Spec:
     relabel = lambda t: "".join(rename.get(s, s) for s in t)  # noqa: E731
     others = tuple(relabel(t) for i, t in enumerate(spec.inputs) if i != k)
     return spec.with_terms(others, relabel(spec.output))
+
+
+def drop_constant_axes(spec: Spec, k: int, axes: Sequence[int]) -> tuple[Spec, str]:
+    """Operand ``k`` is constant along ``axes``: contract its slice at index 0 instead.
+
+    A broadcast array (the cotangent of a sum is a scalar broadcast to the summed
+    shape) holds one value along each broadcast axis. Dropping those axes from term
+    ``k`` leaves the einsum's value unchanged, except that a letter then absent from
+    every term and from the output was summed over a constant: the caller multiplies
+    by the size of each letter returned. A letter kept in the output but now absent
+    from every term is a broadcast (the generalised output form).
+
+    >>> spec = Spec(("ij", "ij"), "ij", (("i", 2), ("j", 3)))    # ones(i,j) * G
+    >>> new, summed = drop_constant_axes(spec, 0, (0, 1))
+    >>> str(new), summed                                          # G, no scale
+    (',ij->ij', '')
+    >>> spec = Spec(("ij", "jk"), "ik", (("i", 2), ("j", 3), ("k", 4)))
+    >>> new, summed = drop_constant_axes(spec, 0, (0, 1))         # c 1 @ B
+    >>> str(new), summed
+    (',jk->ik', '')
+    >>> spec = Spec(("ij", "i"), "", (("i", 2), ("j", 3)))
+    >>> new, summed = drop_constant_axes(spec, 0, (1,))           # sum_j a[i] = 3 a[i]
+    >>> str(new), summed
+    ('i,i->', 'j')
+    """
+    term = spec.inputs[k]
+    kept = "".join(s for a, s in enumerate(term) if a not in set(axes))
+    inputs = spec.inputs[:k] + (kept,) + spec.inputs[k + 1 :]
+    present = set("".join(inputs)) | set(spec.output)
+    summed = "".join(s for s in dict.fromkeys(term) if s not in present)
+    return spec.with_terms(inputs, spec.output), summed
 
 
 def substitute(consumer: Spec, k: int, producer: Spec) -> Spec | None:

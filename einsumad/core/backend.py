@@ -440,15 +440,25 @@ def _write_matmul(
     middle_shape = tuple(size[s] for s in middle)
     perm_out = tuple(middle.index(s) for s in core)
 
-    def shaped(x: str, summed: tuple[int, ...], perm: tuple[int, ...], letters: list[str], shape3: tuple[int, ...]) -> str:
+    def shaped(
+        x: str, summed: tuple[int, ...], perm: tuple[int, ...], letters: list[str], shape3: tuple[int, ...],
+        kept: list[str], rows: list[str], columns: list[str],
+    ) -> str:
+        if not summed and rows and columns and kept == batch + columns + rows:
+            # The two groups of letters in the other order: a transposed view of the
+            # reshaped operand (BLAS reads it transposed), not a copy in the new order.
+            swapped = (shape3[:-2] if batch else ()) + (shape3[-1], shape3[-2])
+            if tuple(size[s] for s in kept) != swapped:
+                x = f"{x}.reshape({swapped!r})"
+            return f"{x}{'.swapaxes(-1, -2)' if batch else '.T'}"
         x = _transposed(_summed(x, summed, integer), perm)
         if tuple(size[s] for s in letters) == shape3:
             return x  # already (batch, rows, columns)
         return f"{x}.reshape({shape3!r})"
 
     def expr(a: list[str]) -> str:
-        left_operand = shaped(a[0], sum_a, perm_a, batch + left + contracted, shape_a3)
-        right_operand = shaped(a[1], sum_b, perm_b, batch + contracted + right, shape_b3)
+        left_operand = shaped(a[0], sum_a, perm_a, batch + left + contracted, shape_a3, kept_a, left, contracted)
+        right_operand = shaped(a[1], sum_b, perm_b, batch + contracted + right, shape_b3, kept_b, contracted, right)
         product = f"np.matmul({left_operand}, {right_operand})"
         if middle_shape != (shape_a3[:-1] + shape_b3[-1:]):
             product = f"{product}.reshape({middle_shape!r})"

@@ -30,6 +30,7 @@ from .arrays import shape as _shape
 from .backend import evaluate
 from .delta import KroneckerDelta
 from .primitive import Primitive
+from .tape import Tensor, unbox
 
 __all__ = [
     "Einsum", "einsum_p", "contract", "swapped", "tangent_spec",
@@ -54,8 +55,28 @@ def _delta_contracted(spec: Spec, k: int) -> Spec:
     return algebra.contract_delta(spec, k)
 
 
+@functools.lru_cache(maxsize=4096)
+def _constant_axes_dropped(spec: Spec, k: int, axes: tuple[int, ...]) -> tuple[Spec, int, Spec]:
+    """Operand ``k`` constant along ``axes``: the spec with those axes dropped from its
+    term, the factor of the letters then summed over a constant, and the spec without
+    operand ``k`` at all (for a core of one)."""
+    reduced, summed = algebra.drop_constant_axes(spec, k, axes)
+    factor = 1
+    for s in summed:
+        factor *= spec.size(s)
+    return reduced, factor, reduced.with_terms(reduced.inputs[:k] + reduced.inputs[k + 1 :], reduced.output)
+
+
 def contract(spec: Spec, *operands: Any) -> Any:
-    """``einsum_p(*operands, spec=spec)``, with Kronecker deltas contracted by relabelling."""
+    """``einsum_p(*operands, spec=spec)``, with symbolic operands contracted without arrays.
+
+    A Kronecker delta is contracted by relabelling. A constant broadcast array (a
+    NumPy view with stride 0 along some axes, such as the cotangent of a sum: a
+    scalar broadcast to the summed shape) is contracted as its unbroadcast core
+    (:func:`~einsumad.algebra.swap.drop_constant_axes`): its product with another
+    operand is a scale, and a scale by one costs nothing, so no temporary of the
+    broadcast shape is ever made.
+    """
     for k, operand in enumerate(operands):
         if isinstance(operand, KroneckerDelta) and len(operands) > 1:
             rest = operands[:k] + operands[k + 1 :]
@@ -68,7 +89,61 @@ def contract(spec: Spec, *operands: Any) -> Any:
                     like = operand.namespace.zeros((), dtype=operand.dtype, device=operand.device)
                     rest = tuple(full_like_scalar(r, like) for r in rest)
             return contract(_delta_contracted(spec, k), *rest)
+    if len(operands) > 1:
+        for k, operand in enumerate(operands):
+            if type(operand) is np.ndarray and 0 in operand.strides:
+                scaled = _without_broadcast(spec, k, operands)
+                if scaled is not None:
+                    return scaled
     return einsum_p(*operands, spec=spec)
+
+
+def _without_broadcast(spec: Spec, k: int, operands: tuple) -> Any:
+    """``contract`` with operand ``k`` (a constant broadcast array) replaced by its core;
+    None when it is broadcast along no axis of length > 1."""
+    x = operands[k]
+    if x.size == 0:
+        return None
+    if not any(x.strides):  # a scalar broadcast (the cotangent of a sum): its core is one number
+        axes: tuple[int, ...] = tuple(range(x.ndim))
+    else:
+        axes = tuple(a for a, (n, step) in enumerate(zip(x.shape, x.strides)) if step == 0 and n > 1)
+        if not axes:
+            return None
+    reduced, factor, without = _constant_axes_dropped(spec, k, axes)
+    rest = operands[:k] + operands[k + 1 :]
+    if len(axes) == x.ndim:
+        value = x.item(0) * factor
+        if value == 1 and _keeps_dtype(x.dtype, rest):  # a scale by one: drop the operand
+            if len(rest) == 1 and without.inputs[0] == without.output:  # the other operand itself
+                if type(rest[0]) is np.ndarray:  # read-only: a cotangent never owns a user's array
+                    view = rest[0].view()
+                    view.flags.writeable = False
+                    return view
+                if isinstance(rest[0], Tensor):
+                    return rest[0]
+            return contract(without, *rest)
+        core = np.asarray(value, dtype=x.dtype)
+    else:
+        core = x[tuple(0 if a in axes else slice(None) for a in range(x.ndim))]
+        if factor != 1:
+            core = np.asarray(core * factor, dtype=x.dtype)
+    return contract(reduced, *operands[:k], core, *operands[k + 1 :])
+
+
+def _keeps_dtype(dtype: np.dtype, rest: tuple) -> bool:
+    """Dropping an operand of ``dtype`` leaves the einsum's result dtype unchanged."""
+    values = [unbox(r) for r in rest]
+    if all(type(v) is np.ndarray and v.dtype == dtype for v in values):
+        return True  # the common case, without NumPy's promotion machinery
+    return bool(np.result_type(*[_dtype(v) for v in values]) == np.result_type(dtype, *[_dtype(v) for v in values]))
+
+
+def _dtype(x: Any) -> Any:
+    value = unbox(x)
+    if isinstance(value, (int, float, complex)):
+        return value
+    return np.result_type(value)
 
 
 class Einsum(PerArgument):

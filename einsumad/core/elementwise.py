@@ -37,13 +37,22 @@ class Elementwise(PerArgument):
             einsumad ops, or a number (1 for ``add``); None for an argument with
             no derivative.
         notation: how ``derive`` writes the op (default: by the primitive's name).
+        numexpr: how a fused elementwise expression writes the op, in numexpr's
+            syntax (``"tanh({0})"``; see :attr:`Declaration.numexpr`); it must
+            compute what the implementation computes, in the same order.
     """
 
     kind = "elementwise"
 
-    def __init__(self, partials: Sequence[Partial | float | None], notation: Notation | None = None):
+    def __init__(
+        self,
+        partials: Sequence[Partial | float | None],
+        notation: Notation | None = None,
+        numexpr: str | Callable[[list[str], dict], str | None] | None = None,
+    ):
         self.partials = tuple(partials)
         self.notation = notation
+        self.numexpr = numexpr
 
     def partial(self, k: int, ans: Any, args: tuple, params: dict) -> Any:
         """``∂f/∂x_k`` at this call (a value shaped to broadcast to ``ans``)."""

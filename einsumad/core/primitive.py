@@ -84,6 +84,12 @@ class Declaration:
     #: broadcasting), its coefficients: ``add`` is (1, 1), ``negative`` (-1,).
     #: The code emitter folds such signs into subtractions and einsums.
     combination: tuple[float, ...] | None = None
+    #: How the op is written in a fused elementwise expression (numexpr's syntax,
+    #: which is NumPy's: operators, ``where``, ``tanh``, ...): a format over the
+    #: operands (``"tanh({0})"``, parameters by name) or a function
+    #: ``(operands, params) -> str | None``. ``ea.compile`` fuses chains of ops
+    #: that have one; None: the op is never part of a fused expression.
+    numexpr: str | Callable[[list[str], dict], str | None] | None = None
 
     def vjp(self, prim: Primitive, k: int, g: Any, ans: Any, args: tuple, params: dict) -> Any:
         """The cotangent of argument ``k`` given the output cotangent ``g``."""

@@ -56,6 +56,7 @@ negative_p: Primitive = Primitive(
     source="-{0}",
 )
 negative_p.declaration.combination = (-1,)
+negative_p.declaration.numexpr = "-{0}"
 
 
 def add(x: Any, y: Any) -> Any:
@@ -109,6 +110,7 @@ pow_const_p = Primitive(
     declaration=Elementwise(
         (lambda ans, x, exponent: multiply(power(x, exponent - 1), exponent),),
         Notation("power", forward="{0}^{exponent}", derivative=(_power_notation,)),
+        numexpr="{0} ** {exponent}",
     ),
     source=lambda a, p: f"{a[0]} ** {literal(p['exponent'])}",
 )
@@ -175,10 +177,11 @@ log_p = unary("log", dispatch(np.log, "log"), lambda y, x: reciprocal(x), numpy=
 sqrt_p = unary("sqrt", dispatch(np.sqrt, "sqrt"), lambda y, x: divide(0.5, y), numpy=np.sqrt,
                derivative_notation="1/(2 sqrt({0}))")
 square_p = unary("square", dispatch(np.square, "square"), lambda y, x: multiply(x, 2), numpy=np.square,
-                 derivative_notation="2 {0}", forward_notation="{0}^2")
+                 derivative_notation="2 {0}", forward_notation="{0}^2", numexpr="{0} * {0}")
 reciprocal_p = unary(
     "reciprocal", dispatch(lambda x: np.divide(1, x), lambda xp, x: 1 / x), lambda y, x: negative(multiply(y, y)),
     source="1 / {0}", numpy=np.reciprocal, derivative_notation="-1/{0}^2", forward_notation="1/{0}",
+    numexpr="1 / {0}",
 )
 
 

@@ -26,6 +26,12 @@ greater_equal = nondifferentiable(dispatch(np.greater_equal, lambda xp, x, y: x 
                                   source="{0} >= {1}")
 equal = nondifferentiable(dispatch(np.equal, lambda xp, x, y: x == y), "equal", source="{0} == {1}")
 not_equal = nondifferentiable(dispatch(np.not_equal, lambda xp, x, y: x != y), "not_equal", source="{0} != {1}")
+less.declaration.numexpr = "{0} < {1}"
+less_equal.declaration.numexpr = "{0} <= {1}"
+greater.declaration.numexpr = "{0} > {1}"
+greater_equal.declaration.numexpr = "{0} >= {1}"
+equal.declaration.numexpr = "{0} == {1}"
+not_equal.declaration.numexpr = "{0} != {1}"
 
 
 def _step_numpy(x: Any) -> np.ndarray:
@@ -128,6 +134,7 @@ invariant under any shift, so it carries no gradient."""
 
 
 stop_gradient_p = nondifferentiable(lambda x: x, "stop_gradient", source="{0}")
+stop_gradient_p.declaration.numexpr = "{0}"
 
 
 def stop_gradient(x: Any) -> Any:

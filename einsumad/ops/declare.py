@@ -16,7 +16,15 @@ from ..core.elementwise import Elementwise
 from ..core.primitive import Notation, Primitive
 from ..core.tape import register_numpy_equivalent
 
-__all__ = ["unary", "binary", "dense"]
+__all__ = ["unary", "binary", "dense", "NUMEXPR_FUNCTIONS"]
+
+#: The functions numexpr evaluates under NumPy's names (numexpr >= 2.10): an op of
+#: one of these names is spelled ``name(...)`` in a fused expression by default.
+NUMEXPR_FUNCTIONS = frozenset({
+    "sqrt", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh",
+    "arcsinh", "arccosh", "arctanh", "log", "log1p", "log10", "log2", "exp", "expm1", "abs",
+    "floor", "ceil", "maximum", "minimum", "where", "sign",
+})
 
 
 def dense(x: Any) -> Any:
@@ -39,11 +47,15 @@ def unary(
     numpy: Any = None,
     derivative_notation: str | Callable[..., str] | None = None,
     forward_notation: str | Callable[..., str] | None = None,
+    numexpr: Any = None,
 ) -> Primitive:
     """An elementwise primitive from ``f`` and ``f'``, with ``derivative(ans, x, **params)``.
 
     ``numpy`` is the NumPy function a user might reach for (``np.tanh``): calling
-    it on a traced value raises an error that names this op instead.
+    it on a traced value raises an error that names this op instead. ``numexpr``
+    spells ``f`` in a fused expression (``"tanh({0})"``, the same operations in the
+    same order as ``impl``); by default ``name({0})`` when numexpr has a function
+    of that name, else the op is not fused.
     """
     notation = Notation(
         symbol or name,
@@ -51,10 +63,12 @@ def unary(
         forward=forward_notation,
         derivative=(derivative_notation,) if derivative_notation is not None else (),
     )
+    if numexpr is None and name in NUMEXPR_FUNCTIONS:
+        numexpr = f"{name}({{0}})"
     prim = Primitive(
         impl,
         name=name,
-        declaration=Elementwise((derivative,), notation),
+        declaration=Elementwise((derivative,), notation, numexpr=numexpr),
         source=source if source is not None else (f"{{xp}}.{name}({{0}})" if hasattr(np, name) else None),
     )
     if numpy is not None:
@@ -71,11 +85,23 @@ def binary(
     symbol: str | None = None,
     derivative_notation: Sequence[str | Callable[..., str] | None] = (),
     numpy: Any = None,
+    numexpr: Any = None,
 ) -> Primitive:
-    """An elementwise (broadcasting) binary primitive with ``partial_k(ans, x, y)``."""
+    """An elementwise (broadcasting) binary primitive with ``partial_k(ans, x, y)``.
+
+    ``numexpr`` spells it in a fused expression; by default ``{0} op {1}`` for an
+    arithmetic ``operator``, or ``name({0}, {1})`` when numexpr has that function.
+    """
     source = f"{{0}} {operator} {{1}}" if operator else f"{{xp}}.{name}({{0}}, {{1}})"
+    if numexpr is None:
+        if operator in ("+", "-", "*", "/", "**"):
+            numexpr = f"{{0}} {operator} {{1}}"
+        elif name in NUMEXPR_FUNCTIONS:
+            numexpr = f"{name}({{0}}, {{1}})"
     notation = Notation(symbol or name, operator=operator, derivative=tuple(derivative_notation))
-    prim = Primitive(impl, name=name, declaration=Elementwise(tuple(partials), notation), source=source)
+    prim = Primitive(
+        impl, name=name, declaration=Elementwise(tuple(partials), notation, numexpr=numexpr), source=source
+    )
     if numpy is not None:
         register_numpy_equivalent(numpy, f"ea.{name}")
     return prim

@@ -44,13 +44,14 @@ tanh_p = unary("tanh", dispatch(np.tanh, "tanh"), lambda y, x: subtract(1, multi
 sigmoid_p = unary(
     "sigmoid", dispatch(_sigmoid_numpy, _sigmoid_api), lambda y, x: multiply(y, subtract(1, y)),
     symbol="σ", latex="\\sigma",
+    numexpr="where({0} >= 0, 1 / (1 + exp(-abs({0}))), exp(-abs({0})) / (1 + exp(-abs({0}))))",
 )
 sin_p = unary("sin", dispatch(np.sin, "sin"), lambda y, x: cos(x), latex="\\sin", numpy=np.sin,
               derivative_notation="cos({0})")
 cos_p = unary("cos", dispatch(np.cos, "cos"), lambda y, x: negative(sin(x)), latex="\\cos", numpy=np.cos,
               derivative_notation="-sin({0})")
 relu_p = unary("relu", dispatch(lambda x: np.maximum(x, 0), _relu_api), lambda y, x: step(x),
-               source="np.maximum({0}, 0)", derivative_notation="[{0} > 0]")
+               source="np.maximum({0}, 0)", derivative_notation="[{0} > 0]", numexpr="maximum({0}, 0)")
 
 
 def tanh(x: Any) -> Any:

@@ -63,16 +63,19 @@ softplus_p = unary(
     "softplus", _softplus_impl, lambda y, x: sigmoid(x),
     source="{xp}.maximum({0}, 0) + {xp}.log1p({xp}.exp(-{xp}.abs({0})))",
     derivative_notation="σ({0})", forward_notation="log(1 + exp({0}))",
+    numexpr="maximum({0}, 0) + log1p(exp(-abs({0})))",
 )
 log_sigmoid_p = unary(
     "log_sigmoid", _log_sigmoid_impl, lambda y, x: sigmoid(negative(x)),
     source="{xp}.minimum({0}, 0) - {xp}.log1p({xp}.exp(-{xp}.abs({0})))",
     derivative_notation="σ(-{0})", forward_notation="log σ({0})",
+    numexpr="minimum({0}, 0) - log1p(exp(-abs({0})))",
 )
 silu_p = unary(
     "silu", _silu_impl,
     lambda y, x: (lambda s: add(s, multiply(y, subtract(1.0, s))))(sigmoid(x)),
     derivative_notation="σ({0}) (1 + {0} (1 - σ({0})))", forward_notation="{0} σ({0})",
+    numexpr="{0} * where({0} >= 0, 1.0 / (1.0 + exp(-abs({0}))), exp(-abs({0})) / (1.0 + exp(-abs({0}))))",
 )
 
 
@@ -160,9 +163,12 @@ gelu_p = unary(
     "gelu", _gelu_impl, _gelu_derivative,
     derivative_notation="Φ({0}) + {0} φ({0})", forward_notation="{0} Φ({0})",
 )
+#: The clipped argument inside tanh, as numexpr writes ``xp.clip(x, -10, 10)``.
+_CLIPPED = f"minimum(maximum({{0}}, {-_CLIP!r}), {_CLIP!r})"
 gelu_tanh_p = unary(
     "gelu_tanh", _gelu_tanh_impl, _gelu_tanh_derivative,
     symbol="gelu_tanh",
+    numexpr=f"0.5 * {{0}} * (1.0 + tanh({_K!r} * ({_CLIPPED} + {_A!r} * {_CLIPPED} * {_CLIPPED} * {_CLIPPED})))",
     derivative_notation="½(1 + t) + ½ {0} (1 - t^2) √(2/π)(1 + 0.134145 {0}^2), t = tanh(√(2/π)({0} + 0.044715 {0}^3))",
     forward_notation="½ {0} (1 + tanh(√(2/π)({0} + 0.044715 {0}^3)))",
 )

@@ -41,6 +41,7 @@ where_p = Primitive(
     declaration=Linear(_where_transpose, linear_args=(1, 2), broadcasts=True, describe="route through the mask"),
     source="{xp}.where({0}, {1}, {2})",
 )
+where_p.declaration.numexpr = "where({0}, {1}, {2})"
 
 
 def where(condition: Any, x: Any, y: Any) -> Any:

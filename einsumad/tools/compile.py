@@ -64,9 +64,11 @@ def _static_positions(static_argnums: int | Sequence[int], count: int) -> frozen
     return frozenset(n % count for n in nums if -count <= n < count)
 
 
-def _build(fun: Callable, args: tuple, kwargs: dict, static: frozenset[int]) -> tuple[Program, Source]:
+def _build(
+    fun: Callable, args: tuple, kwargs: dict, static: frozenset[int], options: dict | None = None
+) -> tuple[Program, Source]:
     program = trace(fun, args, kwargs, static)
-    source = emit(program, _function_name(fun), _arg_names(fun, len(args)), args, static)
+    source = emit(program, _function_name(fun), _arg_names(fun, len(args)), args, static, **(options or {}))
     return program, source
 
 
@@ -103,9 +105,10 @@ class ProgramCache:
     with the same signature runs it after one generated check.
     """
 
-    def __init__(self, fun: Callable, static_argnums: int | Sequence[int]):
+    def __init__(self, fun: Callable, static_argnums: int | Sequence[int], options: dict | None = None):
         self.fun = fun
         self.static_argnums = static_argnums
+        self.options = options or {}
         self.programs: collections.OrderedDict[Any, Program] = collections.OrderedDict()
         self.traces = 0
         self.fast: list[Any] = [_never, None]
@@ -136,7 +139,7 @@ class ProgramCache:
         except _Traced:
             return self.fun(*args, **kwargs)  # inside a transformation: nothing to replay
         except TypeError:  # an unhashable static argument: trace every call
-            return _build(self.fun, args, kwargs, static)[1].function()(*args)
+            return _build(self.fun, args, kwargs, static, self.options)[1].function()(*args)
         if program is None:
             return self._miss(key, args, kwargs, static)
         self.programs.move_to_end(key)
@@ -144,7 +147,7 @@ class ProgramCache:
         return program.function(*args)
 
     def _miss(self, key: Any, args: tuple, kwargs: dict, static: frozenset[int]) -> Any:
-        program, source = _build(self.fun, args, kwargs, static)
+        program, source = _build(self.fun, args, kwargs, static, self.options)
         program.source = source
         program.function = function = source.function()
         program.guard = _guard(args, static)
@@ -245,7 +248,9 @@ def _leaf_key(leaf: Any) -> Any:
     return (kind, shape(leaf), dtype(leaf), str(device(leaf)))
 
 
-def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable:  # noqa: A001
+def compile(  # noqa: A001
+    fun: Callable, static_argnums: int | Sequence[int] = (), *, fuse: bool = True, buffers: bool = True
+) -> Callable:
     """Trace ``fun`` once per input signature and run it as straight-line NumPy.
 
     ``fun`` may be any function of arrays, including a transformed one:
@@ -259,6 +264,15 @@ def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable
     Python control flow on traced values is frozen at trace time; converting
     a traced value to ``bool`` raises ``TypeError`` (use ``ea.where``).
 
+    Chains of elementwise work on large arrays are written as one expression
+    (:mod:`einsumad.tools.fusion`); where numexpr is installed (``pip install
+    "einsumad[fast]"``) and its threads make it faster than NumPy, as one
+    multi-threaded numexpr kernel (``fuse=False``: never). Large intermediates
+    are written into buffers the compiled function keeps from call to call
+    (``out=``; :mod:`einsumad.tools.buffers`): results never share memory with
+    them, and concurrent calls from several threads each use their own set.
+    ``buffers=False`` allocates every intermediate afresh.
+
     >>> import numpy as np, einsumad as ea
     >>> loss = lambda W, x: ea.sum(ea.tanh(ea.einsum("ij,j->i", W, x)))
     >>> fast = ea.compile(ea.grad(loss))
@@ -268,7 +282,7 @@ def compile(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable
     >>> fast.cache_size()
     1
     """
-    cache = ProgramCache(fun, static_argnums)
+    cache = ProgramCache(fun, static_argnums, {"fuse": fuse, "buffers": buffers})
     fast = cache.fast
 
     @functools.wraps(fun)

@@ -32,6 +32,8 @@ from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
 from ..core.source import literal
 from ..core.tape import STAGE, Tensor, new_trace
+from .buffers import plan_buffers
+from .fusion import Group, plan_groups, render
 
 __all__ = ["Instruction", "Program", "trace", "emit", "Source"]
 
@@ -39,12 +41,16 @@ __all__ = ["Instruction", "Program", "trace", "emit", "Source"]
 class Instruction:
     """One recorded primitive call: ``slots[out] = prim(*slots[args], **params)``.
 
-    ``spec`` is the resolved spec of a core einsum (None for any other op).
+    ``spec`` is the resolved spec of a core einsum (None for any other op);
+    ``out_shape`` and ``out_dtype`` describe the result.
     """
 
-    __slots__ = ("prim", "args", "params", "out", "shapes", "dtypes", "spec")
+    __slots__ = ("prim", "args", "params", "out", "shapes", "dtypes", "spec", "out_shape", "out_dtype")
 
-    def __init__(self, prim: Any, args: tuple[int, ...], params: dict, out: int, shapes: tuple, dtypes: tuple):
+    def __init__(
+        self, prim: Any, args: tuple[int, ...], params: dict, out: int, shapes: tuple, dtypes: tuple,
+        out_shape: tuple[int, ...] | None = None, out_dtype: Any = None,
+    ):
         self.prim = prim
         self.args = args
         self.params = params
@@ -52,6 +58,8 @@ class Instruction:
         self.shapes = shapes
         self.dtypes = dtypes
         self.spec: Spec | None = params["spec"] if _is_core_einsum(prim) else None
+        self.out_shape = out_shape
+        self.out_dtype = out_dtype
 
     def __repr__(self) -> str:
         return f"<s{self.out} = {self.prim.name}{self.args}>"
@@ -100,7 +108,9 @@ class Program:
         shapes = tuple(arrays.shape(v) for v in values)
         dtypes = tuple(type(v) if type(v) in (int, float, complex) else arrays.dtype(v) for v in values)
         out = self.slot(None, False)
-        self.instructions.append(Instruction(prim, refs, params, out, shapes, dtypes))
+        self.instructions.append(
+            Instruction(prim, refs, params, out, shapes, dtypes, arrays.shape(ans), arrays.dtype(ans))
+        )
         return Tensor(ans, self.stage, node=out)
 
     def _times_ones(self, args: tuple, ans: Any, spec: Spec) -> Tensor | None:
@@ -234,7 +244,9 @@ class Program:
                 )
                 if after >= before:
                     continue
-                dtype = np.result_type(*[d(0) if isinstance(d, type) else d for d in a.dtypes + b.dtypes])
+                dtype = _numpy_result_type(a.dtypes + b.dtypes)
+                if dtype is None:  # another library's dtypes: leave the sum as it is
+                    return None
                 new: list[Instruction] = []
                 terms = []
                 for spec, args, shapes, dtypes, sign, negation in (
@@ -244,13 +256,18 @@ class Program:
                     slot = self._einsum_slot(spec, args, shapes, dtypes, new)
                     if sign < 0:
                         negated = self.slot(None, False)
-                        new.append(Instruction(negation, (slot,), {}, negated, (shared_shape,), (dtype,)))
+                        new.append(Instruction(
+                            negation, (slot,), {}, negated, (shared_shape,), (dtype,), shared_shape, dtype
+                        ))
                         slot = negated
                     terms.append(slot)
                 total = self.slot(None, False)
-                new.append(Instruction(ins.prim, tuple(terms), {}, total, (shared_shape, shared_shape), (dtype, dtype)))
                 new.append(Instruction(
-                    einsum_p, (x, total), {"spec": outer}, ins.out, (a.shapes[k_a], shared_shape), (a.dtypes[k_a], dtype)
+                    ins.prim, tuple(terms), {}, total, (shared_shape, shared_shape), (dtype, dtype), shared_shape, dtype
+                ))
+                new.append(Instruction(
+                    einsum_p, (x, total), {"spec": outer}, ins.out, (a.shapes[k_a], shared_shape),
+                    (a.dtypes[k_a], dtype), ins.out_shape, ins.out_dtype,
                 ))
                 return new
         return None
@@ -260,7 +277,8 @@ class Program:
         if len(args) == 1 and spec.inputs[0] == spec.output:
             return args[0]
         out = self.slot(None, False)
-        new.append(Instruction(einsum_p, tuple(args), {"spec": spec}, out, shapes, tuple(dtypes)))
+        dtype = _numpy_result_type(dtypes)
+        new.append(Instruction(einsum_p, tuple(args), {"spec": spec}, out, shapes, tuple(dtypes), spec.shape(spec.output), dtype))
         return out
 
     def finish(self) -> None:
@@ -284,6 +302,15 @@ class Program:
 @functools.lru_cache(maxsize=4096)
 def _substituted(consumer: Spec, k: int, producer: Spec) -> Spec | None:
     return substitute(consumer, k, producer)
+
+
+def _numpy_result_type(dtypes: Sequence[Any]) -> np.dtype | None:
+    """NumPy's result dtype of operands of these dtypes (Python number types count as
+    weak scalars), or None when some dtype is another library's."""
+    try:
+        return np.result_type(*[d(0) if isinstance(d, type) else np.dtype(d) for d in dtypes])
+    except TypeError:
+        return None
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -420,18 +447,26 @@ def emit(
     arg_names: Sequence[str],
     args: Sequence[Any],
     static: frozenset[int] = frozenset(),
+    *,
+    fuse: bool = True,
+    buffers: bool = True,
 ) -> Source:
     """Write ``program`` as a Python function ``name(*arg_names)``.
 
     Every instruction becomes one assignment (several for an n-ary einsum);
     a variable is deleted after its last use, so memory is freed as early as in
     a hand-written function. Outputs that view an input are copied; outputs that
-    depend on no input are read-only constants.
+    depend on no input are read-only constants. Groups of elementwise
+    instructions are written as one expression (:mod:`.fusion`), evaluated by
+    numexpr kernels where that pays and ``fuse`` allows it. With ``buffers``,
+    large intermediates are written into buffers kept from call to call
+    (:func:`~.buffers.plan_buffers`).
     """
     namespace: dict[str, Any] = dict(HELPERS)
     lines = [f"def {name}({', '.join(arg_names)}):"]
     xp = _namespace_of(args, static)
     if xp is not np:  # another array library: its namespace is ``xp``, and the program says which
+        fuse = buffers = False  # numexpr kernels and out= buffers are NumPy's
         namespace["xp"] = xp
         lines.append(f"    # xp = {getattr(xp, '__name__', xp)}")
     names: dict[int, str] = {}
@@ -449,6 +484,7 @@ def emit(
 
     # Input leaves: the parameter itself, or a local unpacked from a pytree.
     paths: list[tuple[str, tuple[Any, ...]]] = []
+    leaf_values: list[Any] = []
     for i, (arg_name, arg) in enumerate(zip(arg_names, args)):
         if i in static:
             continue
@@ -456,15 +492,24 @@ def emit(
         for leaf, path in zip(leaves, treedef.paths()):
             if is_traced_leaf(leaf):
                 paths.append((arg_name, path))
-    for slot, (arg_name, path) in zip(program.inputs, paths):
+                leaf_values.append(leaf)
+    known: dict[str, tuple[tuple[int, ...], Any]] = {}  # shape and dtype of a local, for buffers
+    input_arrays: dict[str, np.ndarray] = {}  # the arrays traced, by local name (their memory order)
+    for slot, (arg_name, path), leaf in zip(program.inputs, paths, leaf_values):
         if not path:
             names[slot] = arg_name
+            if isinstance(leaf, np.ndarray):
+                known[arg_name] = (leaf.shape, leaf.dtype)
+                input_arrays[arg_name] = leaf
             continue
         local = _identifier(_leaf_expression(arg_name, path), "leaf")
         local = local if local not in taken else fresh(local + "_")
         taken.add(local)
         lines.append(f"    {local} = {_leaf_expression(arg_name, path)}")
         names[slot] = local
+        if isinstance(leaf, np.ndarray):
+            known[local] = (leaf.shape, leaf.dtype)
+            input_arrays[local] = leaf
 
     def ref(slot: int) -> str:
         if slot in names:
@@ -485,9 +530,17 @@ def emit(
     # (``negated``); einsums absorb the sign and sums turn it into a subtraction, so
     # ``add(x, negative(y))`` is written ``x - y``. Anything else gets the value.
     negated: set[int] = set()
+    # Groups of elementwise instructions are written as one expression where their
+    # result is made (fusion.py): a group stands in the list for its members.
+    groups = {group.root: group for group in plan_groups(program)} if xp is np else {}
+    members = {m for group in groups.values() for m in group.members}
+    steps: list[Any] = [
+        groups.get(i, ins) for i, ins in enumerate(program.instructions) if i not in members or i in groups
+    ]
+    kernel_names: set[str] = set()
     last_use: dict[int, int] = {}
-    for i, ins in enumerate(program.instructions):
-        for a in ins.args:
+    for i, ins in enumerate(steps):
+        for a in (ins.leaves if isinstance(ins, Group) else ins.args):
             if not program.is_constant[a]:
                 last_use[a] = i
     protected = set(program.inputs) | set(program.outputs)
@@ -514,7 +567,15 @@ def emit(
         hold(slot, var)
         return var
 
-    for i, ins in enumerate(program.instructions):
+    def kernels() -> str:
+        """The name of the program's numexpr kernels (fusion.Kernels), chosen on first use."""
+        if not kernel_names:
+            name_ = "evaluate" if "evaluate" not in taken else fresh("evaluate")
+            taken.add(name_)
+            kernel_names.add(name_)
+        return next(iter(kernel_names))
+
+    def _emit_instruction(ins: Instruction) -> None:
         if ins.spec is not None:
             folded = _fold_signs(ins, program, negated)
             if folded is not None:
@@ -527,6 +588,7 @@ def emit(
                     reduced = Instruction(
                         ins.prim, tuple(ins.args[k] for k in kept), {"spec": spec}, ins.out,
                         tuple(ins.shapes[k] for k in kept), tuple(ins.dtypes[k] for k in kept),
+                        ins.out_shape, ins.out_dtype,
                     )
                     operands = _scalars_as_arrays(reduced, [ref(a) for a in reduced.args], program, namespace, fresh)
                     if sign < 0 and ins.out in program.outputs:
@@ -567,9 +629,36 @@ def emit(
                 lines.append(f"    {statement}")
             assigned.add(var)
             hold(ins.out, var)
-        if i < len(program.instructions) - 1:
+    for i, ins in enumerate(steps):
+        if isinstance(ins, Group):
+            root = program.instructions[ins.root]
+            var = fresh("v")
+            written = render(
+                ins, program, lambda slot: (ref(slot), slot in negated), var, fresh, namespace, kernels,
+                kernels=fuse,
+            )
+            if written is not None:
+                statements, shapes = written
+                lines.extend(f"    {statement}" for statement in statements)
+                known.update(shapes)
+                assigned.add(var)
+                hold(root.out, var)
+            else:  # not writable as one expression: its members one by one
+                before = set(assigned)
+                for m in ins.members:
+                    _emit_instruction(program.instructions[m])
+                inner = sorted(assigned - before - {names[root.out]})  # the members' own variables
+                for name_ in inner:
+                    holders.pop(name_, None)
+                if inner:
+                    lines.append(f"    del {', '.join(inner)}")
+            read: Sequence[int] = ins.leaves
+        else:
+            read = ins.args
+            _emit_instruction(ins)
+        if i < len(steps) - 1:
             dead = []
-            for slot in ins.args:
+            for slot in read:
                 if last_use.get(slot) == i and slot not in protected and slot in names:
                     var = names[slot]
                     holders.get(var, set()).discard(slot)
@@ -608,6 +697,11 @@ def emit(
         returned.add(slot)
         returned_names.add(names.get(slot, ""))
     structure = program.out_def.render(results) if program.out_def is not None else "None"
+    lines = _constant_views_hoisted(lines, namespace, fresh)
+    if buffers:
+        lines = _with_buffers(
+            lines, structure, program, names, assigned, known, namespace, taken, fresh, kernel_names, input_arrays
+        )
     lines.append(f"    return {structure}")
     parts = _in_parts(lines, taken - set(namespace), fresh)
     source = Source("\n\n\n".join("\n".join(part) for part in parts))
@@ -615,6 +709,87 @@ def emit(
     source.name = name
     source.parts = ["\n".join(part) for part in parts]
     return source
+
+
+_VIEWS = {"T", "reshape", "transpose", "swapaxes", "ravel", "diagonal"}
+
+
+def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: Callable[[str], str]) -> list[str]:
+    """Views (transposes, reshapes) of constant arrays, evaluated once when the program is
+    written: a plan's ``c0.transpose(1, 0, 2).reshape((6, 4))`` then costs nothing per call."""
+    import ast
+
+    def constant_view(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return isinstance(namespace.get(node.id), np.ndarray)
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return constant_view(node.value)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _VIEWS
+                and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
+            return constant_view(node.func.value)
+        return False
+
+    out = []
+    for line in lines:
+        if "(" not in line or line.lstrip().startswith(("#", "def ", "del ")):
+            out.append(line)
+            continue
+        code, _, comment = line.partition("  # ")
+        try:
+            tree = ast.parse(code.strip())
+        except SyntaxError:
+            out.append(line)
+            continue
+        spans: list[tuple[int, int]] = []
+        for node in ast.walk(tree):
+            end = node.end_col_offset if isinstance(node, (ast.Attribute, ast.Call)) else None
+            if end is not None and constant_view(node) and not any(  # type: ignore[arg-type]
+                low <= node.col_offset and end <= high for low, high in spans  # type: ignore[attr-defined]
+            ):
+                spans.append((node.col_offset, end))  # type: ignore[attr-defined]
+        if not spans:
+            out.append(line)
+            continue
+        text = code.strip()
+        for start, stop in sorted(spans, reverse=True):
+            value = eval(text[start:stop], {"np": np}, namespace)  # noqa: S307 (views of our own constants)
+            name = fresh("c")
+            namespace[name] = value
+            text = text[:start] + name + text[stop:]
+        out.append(f"    {text}" + (f"  # {comment}" if comment else ""))
+    return out
+
+
+def _with_buffers(
+    lines: list[str], returned: str, program: Program, names: dict[int, str], assigned: set[str],
+    known: dict[str, Any], namespace: dict[str, Any], taken: set[str], fresh: Callable[[str], str],
+    kernels: set[str], inputs: dict[str, Any],
+) -> list[str]:
+    """``lines`` (header and body) with large intermediates written into kept buffers:
+    a call takes a set from the pool named ``buffers`` and gives it back before returning."""
+    known = dict(known)
+    for ins in program.instructions:
+        var = names.get(ins.out)
+        if var in assigned and ins.out_shape is not None:
+            known[var] = (ins.out_shape, ins.out_dtype)
+    for const, value in namespace.items():
+        if isinstance(value, np.ndarray):
+            known[const] = (value.shape, value.dtype)
+
+    def local(prefix: str) -> str:
+        if prefix in taken:
+            return fresh(prefix)
+        taken.add(prefix)
+        return prefix
+
+    reads = set(_NAME.findall(returned))
+    strided = {n for n, v in {**namespace, **inputs}.items() if isinstance(v, np.ndarray) and not v.flags.c_contiguous}
+    body, pool, b = plan_buffers(lines[1:], known, kernels, reads, local, not_c_ordered=strided)
+    if pool is None:
+        return lines
+    pool_name = local("buffers")
+    namespace[pool_name] = pool
+    return [lines[0], f"    {b} = {pool_name}.take()", *body, f"    {pool_name}.give({b})"]
 
 
 #: A function body longer than this is split into part functions (CPython compiles
@@ -825,7 +1000,8 @@ def _statements(
         terms, out = relabel_terms(spec.inputs, spec.output)
         subscripts = f"{','.join(terms)}->{out}"
         if len(written) > 1:
-            return [f"# {subscripts}, in pairwise steps:", *written]
+            steps = "pairwise steps" if len(spec.inputs) > 2 else "steps"
+            return [f"# {subscripts}, in {steps}:", *written]
         if "np.einsum(" not in written[0] and 'contract("' not in written[0] and not _is_plain_product(spec):
             written[0] += f"  # {subscripts}"
         return written
