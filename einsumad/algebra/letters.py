@@ -16,6 +16,7 @@ written with the same letters everywhere.
 
 from __future__ import annotations
 
+import functools
 import string
 from typing import Iterable
 
@@ -53,6 +54,11 @@ def relabel_terms(inputs: Iterable[str], output: str) -> tuple[list[str], str]:
     >>> relabel_terms(["\\u0100b"], "b\\u0100")
     (['ib'], 'bi')
     """
-    inputs = list(inputs)
+    terms, out = _relabelled(tuple(inputs), output)
+    return list(terms), out
+
+
+@functools.lru_cache(maxsize=4096)
+def _relabelled(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], str]:
     mapping = readable_letters([*inputs, output])
-    return ["".join(mapping[s] for s in t) for t in inputs], "".join(mapping[s] for s in output)
+    return tuple("".join(mapping[s] for s in t) for t in inputs), "".join(mapping[s] for s in output)

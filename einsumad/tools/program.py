@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -32,7 +33,7 @@ from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
 from ..core.source import literal
 from ..core.tape import STAGE, Tensor, new_trace
-from .buffers import plan_buffers
+from .buffers import MIN_BYTES, plan_buffers
 from .fusion import Group, plan_groups, render
 
 __all__ = ["Instruction", "Program", "trace", "emit", "Source"]
@@ -302,6 +303,16 @@ class Program:
 @functools.lru_cache(maxsize=4096)
 def _substituted(consumer: Spec, k: int, producer: Spec) -> Spec | None:
     return substitute(consumer, k, producer)
+
+
+def _nbytes(shape: tuple[int, ...] | None, dtype: Any) -> int:
+    """Bytes of an array of this shape and dtype (0 when either is unknown or not NumPy's)."""
+    if shape is None or dtype is None:
+        return 0
+    try:
+        return math.prod(shape) * np.dtype(dtype).itemsize
+    except TypeError:
+        return 0
 
 
 def _numpy_result_type(dtypes: Sequence[Any]) -> np.dtype | None:
@@ -729,9 +740,14 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
             return constant_view(node.func.value)
         return False
 
+    constants = {name for name, value in namespace.items() if isinstance(value, np.ndarray)}
+    if not constants:
+        return lines
     out = []
     for line in lines:
-        if "(" not in line or line.lstrip().startswith(("#", "def ", "del ")):
+        if "(" not in line or line.lstrip().startswith(("#", "def ", "del ")) or constants.isdisjoint(
+            _NAME.findall(line)
+        ):
             out.append(line)
             continue
         code, _, comment = line.partition("  # ")
@@ -767,6 +783,8 @@ def _with_buffers(
 ) -> list[str]:
     """``lines`` (header and body) with large intermediates written into kept buffers:
     a call takes a set from the pool named ``buffers`` and gives it back before returning."""
+    if not any(_nbytes(ins.out_shape, ins.out_dtype) >= MIN_BYTES for ins in program.instructions):
+        return lines  # nothing large enough to keep: no analysis to pay for
     known = dict(known)
     for ins in program.instructions:
         var = names.get(ins.out)
@@ -810,8 +828,13 @@ def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], st
         return [lines]
 
     generated = {n for n in local_names if re.fullmatch(r"[vt]\d+", n)}
-    named = sorted(local_names - generated, key=len, reverse=True)
-    pattern = re.compile(r"\b(?:[vt]\d+" + "".join("|" + re.escape(n) for n in named) + r")\b")
+    named = [(n, re.compile(rf"\b{re.escape(n)}\b")) for n in sorted(local_names - generated)]
+    pattern = re.compile(r"\b[vt]\d+\b")
+
+    def found(code: str) -> set[str]:
+        names = set(pattern.findall(code))
+        names.update(n for n, exact in named if n in code and exact.search(code))
+        return names & local_names
 
     def names_in(line: str) -> tuple[str | None, set[str], set[str]]:
         code = line.split("#", 1)[0] if "#" in line else line
@@ -819,12 +842,12 @@ def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], st
         if not stripped:
             return None, set(), set()
         if stripped.startswith("del "):
-            return None, set(), set(pattern.findall(stripped[4:])) & local_names
+            return None, set(), found(stripped[4:])
         defined = None
         if " = " in stripped:
             target, code = stripped.split(" = ", 1)
             defined = target if target.isidentifier() else None
-        return defined, set(pattern.findall(code)) & local_names, set()
+        return defined, found(code), set()
 
     analysed = [names_in(line) for line in body]
     chunks = [list(range(i, min(i + PART_LINES, len(body) - 1))) for i in range(0, len(body) - 1, PART_LINES)]
