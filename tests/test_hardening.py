@@ -268,6 +268,34 @@ def test_a_long_chain_compiles_and_equals_eager():
     assert "def _part" in next(iter(compiled.programs.values())).source  # emitted in parts
 
 
+def test_long_programs_delete_only_large_values(monkeypatch):
+    """Split into parts, a program leaves small values to die with their part, but
+    still deletes a large one after its last use."""
+    from einsumad.tools import program
+
+    monkeypatch.setattr(program, "PART_LINES", 12)
+
+    def f(x):
+        for _ in range(20):
+            x = ea.sin(x) * 0.999 + 0.001
+        return ea.sum(x)
+
+    for n, deletes in ((3, False), (1000, True)):  # 24 and 8,000 bytes
+        x = np.linspace(0, 1, n)
+        compiled = ea.compile(ea.grad(f), fuse=False, buffers=False)
+        got = compiled(x)
+        source = next(iter(compiled.programs.values())).source
+        body = [line for part in source.parts[:-1] for line in part.splitlines()]
+        assert any(line.strip().startswith("del ") for line in body) == deletes, source
+        expected = np.ones(n)
+        ys = [x]
+        for _ in range(20):
+            ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
+        for y in reversed(ys[:-1]):
+            expected = expected * np.cos(y) * 0.999
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
 @pytest.mark.slow
 def test_a_100000_step_chain_differentiates_eagerly_and_compiled():
     def f(x):

@@ -145,8 +145,18 @@ def _operands(arrays: Sequence[Any]) -> list[Any]:
     takes the operands' dtype (NumPy's weak scalars), and arrays of mixed dtypes are
     cast to the common one, so that sums of integers and booleans are taken in the
     result's dtype (a boolean operand summed alone would be a logical "or")."""
-    if all(type(a) is np.ndarray for a in arrays) and all(a.dtype == arrays[0].dtype for a in arrays):
-        return list(arrays)
+    common = None  # the one dtype of the arrays, when Python int and float scalars take it
+    for a in arrays:
+        if type(a) is np.ndarray:
+            if common is None:
+                common = a.dtype
+            elif a.dtype != common:
+                break
+        elif type(a) is not float and type(a) is not int:
+            break
+    else:
+        if common is not None and (common.kind in "fc" or all(type(a) is np.ndarray for a in arrays)):
+            return [a if type(a) is np.ndarray else np.asarray(a, dtype=common) for a in arrays]
     dtype = np.result_type(*[a if isinstance(a, (int, float, complex, bool)) else np.asarray(a) for a in arrays])
     return [np.asarray(a, dtype=dtype) for a in arrays]
 

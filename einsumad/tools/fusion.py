@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -338,7 +339,7 @@ def _product_views(ins: Any) -> list[str] | None:
 def _fusable(ins: Any) -> bool:
     if ins.out_shape is None or ins.out_dtype is None or np.dtype(ins.out_dtype).kind not in "f":
         return False
-    if int(np.prod(ins.out_shape, dtype=np.int64)) * np.dtype(ins.out_dtype).itemsize < MIN_BYTES:
+    if math.prod(ins.out_shape) * np.dtype(ins.out_dtype).itemsize < MIN_BYTES:
         return False
     for dtype in ins.dtypes:
         if not isinstance(dtype, type) and np.dtype(dtype).kind not in "bf":

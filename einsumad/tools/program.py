@@ -104,13 +104,24 @@ class Program:
             unchanged = self._times_ones(args, ans, params["spec"])
             if unchanged is not None:
                 return unchanged
-        refs = tuple(self.ref(a) for a in args)
-        values = [a.value if isinstance(a, Tensor) else a for a in args]
-        shapes = tuple(arrays.shape(v) for v in values)
-        dtypes = tuple(type(v) if type(v) in (int, float, complex) else arrays.dtype(v) for v in values)
+        refs = []
+        shapes = []
+        dtypes = []
+        for a in args:
+            refs.append(self.ref(a))
+            v = a.value if isinstance(a, Tensor) else a
+            if type(v) is np.ndarray:
+                shapes.append(v.shape)
+                dtypes.append(v.dtype)
+            elif type(v) in (int, float, complex):
+                shapes.append(())
+                dtypes.append(type(v))
+            else:
+                shapes.append(arrays.shape(v))
+                dtypes.append(arrays.dtype(v))
         out = self.slot(None, False)
         self.instructions.append(
-            Instruction(prim, refs, params, out, shapes, dtypes, arrays.shape(ans), arrays.dtype(ans))
+            Instruction(prim, tuple(refs), params, out, tuple(shapes), tuple(dtypes), arrays.shape(ans), arrays.dtype(ans))
         )
         return Tensor(ans, self.stage, node=out)
 
@@ -555,6 +566,12 @@ def emit(
             if not program.is_constant[a]:
                 last_use[a] = i
     protected = set(program.inputs) | set(program.outputs)
+    # A long program runs as part functions (_in_parts) whose locals die when each
+    # part returns: there, small values are not deleted one by one, which keeps
+    # the source (and CPython's compile of it) about half as long.
+    small: set[int] = set()
+    if len(program.instructions) > PART_LINES:
+        small = {ins.out for ins in program.instructions if 0 < _nbytes(ins.out_shape, ins.out_dtype) <= SMALL_BYTES}
     holders: dict[str, set[int]] = {}  # local variable -> live slots it holds
     assigned: set[str] = set()  # locals the instructions assign (the only ones deleted)
 
@@ -674,7 +691,8 @@ def emit(
                     var = names[slot]
                     holders.get(var, set()).discard(slot)
                     if var in assigned and var in holders and not holders[var]:
-                        dead.append(var)
+                        if slot not in small:
+                            dead.append(var)
                         del holders[var]
             if dead:
                 lines.append(f"    del {', '.join(sorted(dead))}")
@@ -813,7 +831,9 @@ def _with_buffers(
 #: A function body longer than this is split into part functions (CPython compiles
 #: one giant function slowly and with much memory; parts compile one at a time).
 PART_LINES = 2000
+SMALL_BYTES = 4096  # at most PART_LINES of these live at once in a part: 8 MiB
 _NAME = re.compile(r"[A-Za-z_]\w*")
+_WORD = re.compile(r"(?!\d)\w+")  # any identifier, non-ASCII ones included (and words in strings)
 
 
 def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], str]) -> list[list[str]]:
@@ -827,27 +847,21 @@ def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], st
     if len(body) <= PART_LINES:
         return [lines]
 
-    generated = {n for n in local_names if re.fullmatch(r"[vt]\d+", n)}
-    named = [(n, re.compile(rf"\b{re.escape(n)}\b")) for n in sorted(local_names - generated)]
-    pattern = re.compile(r"\b[vt]\d+\b")
+    def found(code: str) -> tuple[str, ...]:  # sorted; tuples, as a long program has many lines
+        return tuple(sorted(local_names.intersection(_WORD.findall(code))))
 
-    def found(code: str) -> set[str]:
-        names = set(pattern.findall(code))
-        names.update(n for n, exact in named if n in code and exact.search(code))
-        return names & local_names
-
-    def names_in(line: str) -> tuple[str | None, set[str], set[str]]:
+    def names_in(line: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
         code = line.split("#", 1)[0] if "#" in line else line
         stripped = code.strip()
         if not stripped:
-            return None, set(), set()
+            return None, (), ()
         if stripped.startswith("del "):
-            return None, set(), found(stripped[4:])
+            return None, (), found(stripped[4:])
         defined = None
         if " = " in stripped:
             target, code = stripped.split(" = ", 1)
             defined = target if target.isidentifier() else None
-        return defined, found(code), set()
+        return defined, found(code), ()
 
     analysed = [names_in(line) for line in body]
     chunks = [list(range(i, min(i + PART_LINES, len(body) - 1))) for i in range(0, len(body) - 1, PART_LINES)]
@@ -865,14 +879,16 @@ def _in_parts(lines: list[str], local_names: set[str], fresh: Callable[[str], st
     held: set[str] = set()  # what the main function holds besides its parameters
     for c, chunk in enumerate(chunks[:-1]):
         defined_here: set[str] = set()
-        needed: list[str] = []
+        needed: dict[str, None] = {}  # in order of first read
         part_lines: list[str] = []
         for i in chunk:
             defined, used, deleted = analysed[i]
-            needed.extend(n for n in sorted(used) if n not in defined_here and n not in needed)
+            for n in used:
+                if n not in defined_here:
+                    needed.setdefault(n)
             if deleted:  # only what this part itself holds is deleted here
-                mine = sorted(n for n in deleted if n in defined_here or n in needed)
-                defined_here -= deleted
+                mine = [n for n in deleted if n in defined_here or n in needed]
+                defined_here.difference_update(deleted)
                 if mine:
                     part_lines.append(f"    del {', '.join(mine)}")
                 continue
