@@ -186,3 +186,23 @@ def test_views_of_constants_are_made_once_when_the_program_is_written(rng):
     assert not re.search(r"\bc\d+\.(transpose|reshape|T\b)", program.source), program.source
     t = 1 - np.tanh(np.einsum("ijk,bkj->bi", W, x)) ** 2
     np.testing.assert_allclose(got, np.einsum("bi,ijk->bkj", t, W), rtol=1e-12)
+
+
+def test_only_the_largest_intermediates_get_buffers_when_there_are_many(rng, monkeypatch):
+    """Past MAX_BUFFERS candidates, the largest keep buffers and the rest allocate."""
+    from einsumad.tools import buffers
+
+    params, x, y = _mlp(rng)
+    vg = ea.value_and_grad(_mlp_loss)
+    unlimited = ea.compile(vg)
+    unlimited(params, x, y)
+    everything = len(_pool(unlimited).views)
+    monkeypatch.setattr(buffers, "MAX_BUFFERS", 3)
+    compiled = ea.compile(vg)
+    got = _arrays(compiled(params, x, y))
+    pool = _pool(compiled)
+    assert len(pool.views) == 3 < everything
+    largest = sorted((int(np.prod(shape)) * dtype.itemsize for _, shape, dtype in pool.views))
+    assert largest[0] >= 512 * 128 * 8  # the (512, 256) and (512, 128) activations, not a bias gradient
+    for a, b in zip(got, _arrays(ea.compile(vg, buffers=False, fuse=False)(params, x, y))):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)

@@ -227,3 +227,43 @@ def test_a_group_that_cannot_be_written_as_one_expression_is_written_op_by_op(rn
     compiled = ea.compile(f)
     np.testing.assert_allclose(compiled(x), f(x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(compiled(x * 0.5), f(x * 0.5), rtol=1e-12, atol=1e-12)
+
+
+def test_a_long_chain_on_large_arrays_is_written_in_shallow_groups(two_threads):
+    """400 single-use elementwise steps would be one group (and one expression too
+    deep for Python's parser); groups stop at MAX_MEMBERS instructions."""
+
+    def f(x):
+        for _ in range(400):
+            x = ea.sin(x) * 0.999 + 0.001
+        return x
+
+    x = np.linspace(0, 1, 10_000)
+    compiled = ea.compile(f)
+    got = compiled(x)
+    expected = x.copy()
+    for _ in range(400):
+        expected = np.sin(expected) * 0.999 + 0.001
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    program = next(iter(compiled.programs.values()))
+    sizes = [len(g.members) for g in fusion.plan_groups(program)]
+    assert sizes and max(sizes) <= fusion.MAX_MEMBERS < sum(sizes), sizes
+
+
+def test_kernels_written_again_over_other_variables_are_compiled_once(rng, two_threads):
+    """A loop writes one kernel per step; numexpr compiles its canonical text once."""
+    assert fusion._canonical("x * (1 - t * t) + tx", ["x", "t"]) == "_0 * (1 - _1 * _1) + tx"
+    x = rng.normal(size=(256, 256))
+
+    def f(x):
+        for _ in range(5):
+            x = ea.gelu(x, approximate="tanh")
+        return ea.sum(x)
+
+    compiled = ea.compile(ea.grad(f))
+    got = compiled(x)
+    namespace = next(iter(compiled.programs.values())).source.namespace
+    (registry,) = [v for v in namespace.values() if isinstance(v, fusion.Kernels)]
+    kernels = [k[0] for k in registry.kernels.values()]
+    assert len({id(k) for k in kernels}) < len(kernels), list(registry.kernels)
+    np.testing.assert_allclose(got, _unfused(ea.grad(f))(x), rtol=1e-12)

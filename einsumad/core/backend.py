@@ -140,6 +140,9 @@ class Plan:
         return f"<Plan {self.spec} on {self.shapes}>"
 
 
+_PYTHON_SCALARS = (float, int, complex, bool)
+
+
 def _operands(arrays: Sequence[Any]) -> list[Any]:
     """Arrays as ndarrays of one dtype, as ``numpy.einsum`` casts them: a Python scalar
     takes the operands' dtype (NumPy's weak scalars), and arrays of mixed dtypes are
@@ -173,7 +176,7 @@ def evaluate(spec: Spec, *arrays: Any) -> Any:
            [0., 2.]])
     """
     for a in arrays:
-        if type(a) is not np.ndarray:
+        if type(a) is not np.ndarray and type(a) not in _PYTHON_SCALARS:
             xp = array_namespace(*arrays)
             if xp is not np:
                 return _evaluate_in(xp, spec, arrays)

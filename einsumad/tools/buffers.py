@@ -32,6 +32,7 @@ array it reads.
 from __future__ import annotations
 
 import ast
+import bisect
 import io
 import tokenize
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ __all__ = ["BufferPool", "plan_buffers", "MIN_BYTES"]
 #: Intermediates smaller than this stay fresh allocations: small blocks come from
 #: the allocator's free lists, without page faults.
 MIN_BYTES = 64 * 1024
+#: At most this many statements get kept buffers (the largest); the rest allocate
+#: as NumPy does. A model has a few hundred candidates, a 3,000-step loop thousands.
+MAX_BUFFERS = 512
 
 Shape = tuple[int, ...]
 
@@ -497,6 +501,9 @@ def plan_buffers(
         candidates.append((st, dtype, nbytes))
     if not candidates:
         return body, None, ""
+    if len(candidates) > MAX_BUFFERS:  # packing is quadratic in what lives at once: the largest pay most
+        largest = sorted(range(len(candidates)), key=lambda i: -candidates[i][2])[:MAX_BUFFERS]
+        candidates = [candidates[i] for i in sorted(largest)]
 
     # An elementwise operation may write over an operand that dies there (the same
     # array, not a view of it): such a chain of values shares one buffer.
@@ -558,18 +565,17 @@ def _packed(spans: list[tuple[int, int]], sizes: list[int]) -> list[int]:
     such that blocks live at the same time never overlap: greedy by size, each at
     the lowest offset that fits between the blocks already placed that it meets."""
     order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], spans[i]))
-    placed: list[int] = []
+    by_end: list[tuple[int, int]] = []  # (end, block) of the blocks placed, sorted
     offsets = [0] * len(sizes)
     for i in order:
         start, end = spans[i]
-        taken = sorted(
-            (offsets[j], offsets[j] + sizes[j]) for j in placed if spans[j][0] <= end and start <= spans[j][1]
-        )
+        alive = by_end[bisect.bisect_left(by_end, (start, -1)):]  # placed blocks not dead before start
+        taken = sorted((offsets[j], offsets[j] + sizes[j]) for _, j in alive if spans[j][0] <= end)
         offset = 0
         for low, high in taken:
             if offset + sizes[i] <= low:
                 break
             offset = max(offset, high)
         offsets[i] = offset
-        placed.append(i)
+        bisect.insort(by_end, (end, i))
     return offsets

@@ -19,9 +19,11 @@ argument static.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+import gc
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -64,11 +66,29 @@ def _static_positions(static_argnums: int | Sequence[int], count: int) -> frozen
     return frozenset(n % count for n in nums if -count <= n < count)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: building a program makes several
+    objects per instruction that all live until the build ends, and each automatic
+    collection would walk them again (a third of the time of tracing a
+    100,000-step chain). Nothing is lost: the next collection after the build
+    finds any cycles made meanwhile."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _build(
     fun: Callable, args: tuple, kwargs: dict, static: frozenset[int], options: dict | None = None
 ) -> tuple[Program, Source]:
-    program = trace(fun, args, kwargs, static)
-    source = emit(program, _function_name(fun), _arg_names(fun, len(args)), args, static, **(options or {}))
+    with _collector_paused():
+        program = trace(fun, args, kwargs, static)
+        source = emit(program, _function_name(fun), _arg_names(fun, len(args)), args, static, **(options or {}))
     return program, source
 
 
@@ -149,7 +169,8 @@ class ProgramCache:
     def _miss(self, key: Any, args: tuple, kwargs: dict, static: frozenset[int]) -> Any:
         program, source = _build(self.fun, args, kwargs, static, self.options)
         program.source = source
-        program.function = function = source.function()
+        with _collector_paused():
+            program.function = function = source.function()
         program.guard = _guard(args, static)
         self.programs[key] = program
         self._remember(program, kwargs)

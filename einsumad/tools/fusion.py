@@ -38,6 +38,7 @@ import ast
 import functools
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,6 +52,10 @@ __all__ = ["available", "numexpr_threads", "Group", "plan_groups", "render", "Ke
 #: Groups whose result is smaller than this are left as they are: NumPy's own
 #: loops are fastest on small arrays, and small blocks are allocated cheaply.
 MIN_BYTES = 64 * 1024
+# At most this many instructions in a group: a long chain (a loop of 100,000
+# elementwise steps) is written as several expressions, each one shallow enough
+# for Python's parser and numexpr's compiler.
+MAX_MEMBERS = 64
 
 
 # ================================================================= numexpr, optional
@@ -395,21 +400,23 @@ def plan_groups(program: Any) -> list[Group]:
             continue
         root = instructions[r]
         members = {r}
-        changed = True
-        while changed:
-            changed = False
-            for m in sorted(members, reverse=True):
-                for slot in instructions[m].args:
-                    p = producer.get(slot)
-                    if p is None or p in members or p in assigned or not fusable[p] or slot in outputs:
-                        continue
-                    candidate = instructions[p]
-                    if candidate.out_shape != root.out_shape or candidate.out_dtype != root.out_dtype:
-                        continue
-                    uses = consumers.get(slot, [])
-                    if all(c in members and _takes_subexpression(instructions[c], k) for c, k in uses):
-                        members.add(p)
-                        changed = True
+        frontier = [r]  # members whose producers are still to be looked at
+        while frontier and len(members) < MAX_MEMBERS:
+            m = max(frontier)
+            frontier.remove(m)
+            for slot in instructions[m].args:
+                p = producer.get(slot)
+                if p is None or p in members or p in assigned or not fusable[p] or slot in outputs:
+                    continue
+                candidate = instructions[p]
+                if candidate.out_shape != root.out_shape or candidate.out_dtype != root.out_dtype:
+                    continue
+                uses = consumers.get(slot, [])
+                if all(c in members and _takes_subexpression(instructions[c], k) for c, k in uses):
+                    members.add(p)
+                    frontier.append(p)
+                    if len(members) == MAX_MEMBERS:
+                        break
         ordered = sorted(members)
         if len(ordered) == 1 and _single_operation(root):
             continue
@@ -433,6 +440,24 @@ def _single_operation(ins: Any) -> bool:
 # ================================================================= writing a group
 
 
+def _canonical(expression: str, names: list[str]) -> str:
+    """``expression`` with its operands renamed ``_0, _1, ...`` in the order of ``names``:
+    the same kernel written over other variables has the same canonical text."""
+    index = {name: k for k, name in enumerate(names)}
+    return re.sub(r"\b\w+\b", lambda m: f"_{index[m[0]]}" if m[0] in index else m[0], expression)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled_kernel(expression: str, types: tuple[type, ...]) -> Any:
+    """numexpr's compiled kernel for the canonical ``expression`` on operands of these
+    types (None when this numexpr cannot compile it). A loop writes the same kernel
+    many times over, and numexpr's compiler takes about a millisecond for each."""
+    try:
+        return _numexpr().NumExpr(expression, [(f"_{k}", t) for k, t in enumerate(types)])  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001
+        return None
+
+
 class Kernels:
     """The fused kernels of one program, called by their expression:
     ``evaluate("x * (1 - t * t)", x, t)`` runs numexpr's compiled kernel for it and
@@ -444,10 +469,9 @@ class Kernels:
     def add(self, expression: str, names: list[str], dtypes: list[np.dtype], shape: tuple[int, ...],
             dtype: np.dtype) -> bool:
         ne = _numexpr()
-        signature = [(n, ne.necompiler.getType(np.empty(0, d))) for n, d in zip(names, dtypes)]  # type: ignore[union-attr]
-        try:
-            kernel = ne.NumExpr(expression, signature)  # type: ignore[union-attr]
-        except Exception:  # noqa: BLE001 - a function this numexpr lacks: stay with NumPy
+        types = tuple(ne.necompiler.getType(np.empty(0, d)) for d in dtypes)  # type: ignore[union-attr]
+        kernel = _compiled_kernel(_canonical(expression, names), types)
+        if kernel is None:  # a function this numexpr lacks: stay with NumPy
             return False
         uses_vml = bool(getattr(ne, "use_vml", False)) and any(
             f in expression for f in getattr(ne.necompiler, "vml_functions", ())  # type: ignore[union-attr]

@@ -195,7 +195,7 @@ class Program:
                     changed = True
                     break
 
-    def distribute(self) -> None:
+    def distribute(self) -> bool:
         """Pull a common factor out of a sum: ``X p ± X q = X (p ± q)``.
 
         A sum (an op declared as the combination ``a + b``) of two einsums, each
@@ -204,14 +204,21 @@ class Program:
         of X with the sum of two smaller einsums, when that costs fewer
         multiply-adds. Reverse over reverse makes such sums (the Hessian of a
         logistic loss adds two products with X), and a person factors them by hand.
+        Says whether it factored any.
         """
         uses = self._uses()
         producer_of = {ins.out: ins for ins in self.instructions}
         rewritten: list[Instruction] = []
+        changed = False
         for ins in self.instructions:
             replacement = self._factored(ins, producer_of, uses)
-            rewritten.extend(replacement if replacement is not None else [ins])
+            if replacement is None:
+                rewritten.append(ins)
+            else:
+                rewritten.extend(replacement)
+                changed = True
         self.instructions = rewritten
+        return changed
 
     def _through_negations(self, slot: int, producer_of: dict, uses: dict) -> tuple[Instruction | None, int, Any]:
         """The single-use core einsum behind ``slot``, the sign of the negations on the
@@ -296,8 +303,8 @@ class Program:
     def finish(self) -> None:
         """Fuse einsums, factor sums, fuse again, and drop instructions no output needs."""
         self.fuse()
-        self.distribute()
-        self.fuse()
+        if self.distribute():
+            self.fuse()
         needed = set(self.outputs)
         kept = []
         for ins in reversed(self.instructions):
