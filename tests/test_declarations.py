@@ -185,3 +185,41 @@ def test_derive_explains_each_kind_by_its_declaration(rng):
         prim = cases[case][0]
         derivation = ea.derive(lambda v: ea.sum(cumsum(softsign(v))), v).render(view="steps")
         assert f"{prim.name}: its own VJP rule" not in derivation
+
+
+# ---------------------------------------------------------------- no arity cap
+
+N = 300  # past every former cap (64 einsum operands, 256 traced operands)
+
+
+def test_einsum_of_300_traced_operands_differentiates_both_ways(rng):
+    xs = [1 + 0.01 * rng.standard_normal(2) for _ in range(N)]
+    spec = ",".join(["i"] * N) + "->i"
+
+    def f(xs):
+        return ea.sum(ea.einsum(spec, *xs))
+
+    product = np.prod(xs, axis=0)
+    grads = ea.grad(f)(xs)
+    for x, g in zip(xs, grads):
+        np.testing.assert_allclose(g, product / x, rtol=1e-12)  # d/dx_k prod = prod of the others
+    ts = [rng.standard_normal(2) for _ in range(N)]
+    value, tangent = ea.jvp(f, (xs,), (ts,))
+    np.testing.assert_allclose(value, product.sum(), rtol=1e-12)
+    np.testing.assert_allclose(tangent, sum(np.sum(t * product / x) for x, t in zip(xs, ts)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("op", [ea.concatenate, ea.stack])
+def test_concatenate_and_stack_of_300_traced_operands_differentiate_both_ways(op, rng):
+    xs = [rng.standard_normal(3) for _ in range(N)]
+    reference = np.concatenate if op is ea.concatenate else np.stack
+    u = rng.standard_normal(reference(xs, axis=0).shape)
+
+    def f(xs):
+        return ea.sum(op(xs, axis=0) * u)
+
+    grads = ea.grad(f)(xs)
+    np.testing.assert_array_equal(reference(grads, axis=0), u)  # each operand gets its block
+    ts = [rng.standard_normal(3) for _ in range(N)]
+    _, tangent = ea.jvp(lambda xs: op(xs, axis=0), (xs,), (ts,))
+    np.testing.assert_array_equal(tangent, reference(ts, axis=0))

@@ -268,6 +268,27 @@ def test_a_long_chain_compiles_and_equals_eager():
     assert "def _part" in next(iter(compiled.programs.values())).source  # emitted in parts
 
 
+def test_the_collector_is_paused_only_while_a_program_is_built():
+    import gc
+
+    seen = []
+
+    def f(x):
+        seen.append(gc.isenabled())
+        return ea.sum(x * x)
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        ea.compile(f)(np.ones(3))
+        assert seen == [False] and gc.isenabled()  # paused while tracing, then back on
+        gc.disable()  # the user's choice is kept
+        ea.compile(f)(np.ones(4))
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_long_programs_delete_only_large_values(monkeypatch):
     """Split into parts, a program leaves small values to die with their part, but
     still deletes a large one after its last use."""

@@ -19,6 +19,7 @@ Everything here works on strings only (user subscripts or resolved
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence, TypeVar
 
 from .errors import EinsumError
@@ -194,6 +195,11 @@ def pairwise_steps(
     >>> [(pos, str(s)) for pos, s in pairwise_steps(spec, [(0, 1), (0, 1)])]
     [((0, 1), 'ij,jk->ik'), ((0, 1), 'kl,ik->il')]
     """
+    return list(_pairwise_steps(spec, tuple(tuple(p) for p in path)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _pairwise_steps(spec: Spec, path: tuple[tuple[int, ...], ...]) -> tuple[tuple[tuple[int, ...], Spec], ...]:
     terms = list(spec.inputs)
     steps: list[tuple[tuple[int, ...], Spec]] = []
     for n, positions in enumerate(path):
@@ -207,7 +213,7 @@ def pairwise_steps(
             out = "".join(dict.fromkeys(s for s in "".join(chosen) if s in needed))
         steps.append((positions, spec.with_terms(chosen, out)))
         terms = rest + [out]
-    return steps
+    return tuple(steps)
 
 
 def contract_delta(spec: Spec, k: int) -> Spec:

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import functools
 import gc
+import threading
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
@@ -66,21 +67,31 @@ def _static_positions(static_argnums: int | Sequence[int], count: int) -> frozen
     return frozenset(n % count for n in nums if -count <= n < count)
 
 
+_builds = {"running": 0, "paused": False}  # builds in progress (any thread); did they pause the collector?
+_builds_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector: building a program makes several
-    objects per instruction that all live until the build ends, and each automatic
-    collection would walk them again (a third of the time of tracing a
+    """Pause Python's cyclic garbage collector while programs are built: a build
+    makes several objects per instruction that all live until it ends, and each
+    automatic collection would walk them again (a third of the time of tracing a
     100,000-step chain). Nothing is lost: the next collection after the build
-    finds any cycles made meanwhile."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    finds any cycles made meanwhile. The collector is switched back on when the
+    last build in progress ends, and only if a build switched it off."""
+    with _builds_lock:
+        if _builds["running"] == 0 and gc.isenabled():
+            gc.disable()
+            _builds["paused"] = True
+        _builds["running"] += 1
     try:
         yield
     finally:
-        gc.enable()
+        with _builds_lock:
+            _builds["running"] -= 1
+            if _builds["running"] == 0 and _builds["paused"]:
+                gc.enable()
+                _builds["paused"] = False
 
 
 def _build(
