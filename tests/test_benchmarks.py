@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
+import einsumad as ea
 from benchmarks.problems import PROBLEMS
 from benchmarks.run import main
+from tests.numeric import numerical_gradient
 
 
 def test_quick_run_verifies_every_problem(tmp_path, capsys):
@@ -100,3 +104,15 @@ def test_newton_reference_solves_the_finite_difference_newton_system():
     g = np.array([(f(w + e) - f(w - e)) / (2 * eps) for e in eye])
     H = np.array([[(f(w + a + b) - f(w + a - b) - f(w - a + b) + f(w - a - b)) / (4 * eps**2) for b in eye] for a in eye])
     np.testing.assert_allclose(problem.reference(inputs.params, inputs.consts), w - np.linalg.solve(H, g), rtol=1e-5)
+
+
+def test_derive_cost_times_grad_derive_and_the_printed_view():
+    from benchmarks import derive_cost
+
+    times = derive_cost.measure(rounds=1, number=1)
+    assert list(times) == ["ea.grad", "ea.derive", "str(ea.derive(...))"] and all(t > 0 for t in times.values())
+    args = derive_cost.arguments(batch=4, n_in=3, hidden=5, n_out=2)
+    d = ea.derive(derive_cost.loss, *args, wrt=[0, 1, 2, 3])
+    for k, name in enumerate(["W1", "b1", "W2", "b2"]):
+        fd = numerical_gradient(lambda *a: float(derive_cost.loss(*a)), list(args), k)
+        np.testing.assert_allclose(d.gradients[name], fd, rtol=1e-6, atol=1e-9)

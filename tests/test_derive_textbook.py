@@ -233,6 +233,23 @@ def test_a_mini_batch_with_named_indices(batch) -> None:
         np.testing.assert_allclose(evaluate(d.line(n).poly, env), truth, rtol=1e-6, atol=1e-9)
 
 
+def test_derive_under_a_profiler_keeps_the_profiler(net) -> None:
+    """derive reads the function's local names through the profiling hook; a profiler
+    that holds the hook keeps it (this raised "'Profile' object is not callable")."""
+    import cProfile
+    import sys
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        d = ea.derive(nielsen, *net, wrt=["W2", "b2", "W3", "b3"])
+        held = sys.getprofile()
+    finally:
+        profiler.disable()
+    assert held is profiler
+    assert [ln.label for ln in d.textbook if ln.label] == ["BP1", "BP3", "BP4", "BP2", "BP3", "BP4"]
+
+
 def test_the_users_letters_are_kept(rng) -> None:
     """``einsum("jk,bk->bj")`` is written with j, k and b (was: ``[ij,kj->ki]``)."""
     X = rng.normal(size=(5, 3))

@@ -144,22 +144,25 @@ def is_add(node: Node) -> bool:
 
 
 def _call_capturing_locals(fun: Callable, args: Sequence[Any]) -> tuple[Any, dict[str, Any]]:
-    """Call ``fun`` and collect its local variables as it returns (sys.setprofile)."""
+    """Call ``fun`` and collect its local variables as it returns (sys.setprofile).
+
+    Under a profiler that already holds the hook (cProfile, yappi), the hook is
+    left to it and the locals go uncaptured: steps are then named ``v1, v2, ...``.
+    """
     code = getattr(fun, "__code__", None)
     captured: dict[str, Any] = {}
-    if code is None:
+    if code is None or sys.getprofile() is not None:
         return fun(*args), captured
 
     def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "return" and frame.f_code is code:
             captured.update(frame.f_locals)
 
-    previous = sys.getprofile()
     sys.setprofile(profile)
     try:
         out = fun(*args)
     finally:
-        sys.setprofile(previous)
+        sys.setprofile(None)
     return out, captured
 
 
