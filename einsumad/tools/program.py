@@ -484,7 +484,9 @@ def emit(
 
     Every instruction becomes one assignment (several for an n-ary einsum);
     a variable is deleted after its last use, so memory is freed as early as in
-    a hand-written function. Outputs that view an input are copied; outputs that
+    a hand-written function. A long program (over PART_LINES lines) is written
+    as part functions called in turn; there, values of at most SMALL_BYTES die
+    with their part instead. Outputs that view an input are copied; outputs that
     depend on no input are read-only constants. Groups of elementwise
     instructions are written as one expression (:mod:`.fusion`), evaluated by
     numexpr kernels where that pays and ``fuse`` allows it. With ``buffers``,
