@@ -52,3 +52,20 @@ def test_a_back_import_breaks_the_contract_even_inside_a_function(tree: Path, mo
     done = _lint(tree)
     assert done.returncode != 0
     assert "BROKEN" in done.stdout and "0 kept, 1 broken" in done.stdout, done.stdout
+
+
+def test_no_consumer_recognises_a_primitive_by_its_name():
+    """Consumers read ``prim.declaration``; comparing ``prim.name`` with a string would
+    bring back the drift this layout removed (derive, codegen and fusion disagreeing)."""
+    import re
+    from pathlib import Path
+
+    pattern = re.compile(r"\bprim\w*\.name\s*(==|!=|\bin\b)|\.prim\.name\s*(==|!=|\bin\b)")
+    package = Path(__file__).resolve().parent.parent / "einsumad"
+    found = [
+        f"{path.relative_to(package.parent)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, "\n".join(found)
