@@ -459,3 +459,17 @@ def test_the_default_path_search_stays_affordable():
     train_shapes = [(64, 2)] * 6 + [(2, 8)] + [(8, 2, 8)] * 4 + [(8, 2)]
     dp, _ = opt_einsum.contract_path(train, *train_shapes, shapes=True, optimize="dp")
     assert ea.einsum_path(train, *train_shapes)[0] == [tuple(p) for p in dp]
+
+
+@pytest.mark.parametrize(
+    "subscripts, operands",
+    [(",ij", (2.5, np.ones((2, 2), np.float32))), (",ij", (3, np.ones((2, 2), np.int32))),
+     ("ij,", (np.ones((1, 1), np.int8), 1000)), (",", (2, 3.0)), ("i,", (np.arange(3, dtype=np.float16), 1.5))],
+)
+def test_python_numbers_are_promoted_as_numpy_einsum_promotes_them(subscripts, operands):
+    """numpy.einsum makes arrays of Python numbers (float64, int64), so they take part
+    in the result's dtype; the arithmetic operators keep weak scalars instead."""
+    expected = np.einsum(subscripts, *operands)
+    got = ea.einsum(subscripts, *operands)
+    assert np.result_type(got) == np.result_type(expected)
+    np.testing.assert_array_equal(got, expected)

@@ -414,3 +414,55 @@ def test_derive_names_the_declared_kind_of_every_op(name):
                 assert "not an einsum" not in (step.note or ""), (step.op, step.note)
     if "(not an einsum)" in text:
         assert general, "only an op of the general kind may say it is not an einsum"
+
+
+# ---------------------------------------------------------------- Python values under ea.compile
+
+
+@pytest.mark.parametrize(
+    "op", [lambda x, s: ea.sum(x, axis=s), lambda x, s: ea.softmax(x, axis=s), lambda x, s: ea.cumsum(x, axis=s),
+           lambda x, s: ea.var(x, axis=s), lambda x, s: x[s], lambda x, s: x[s, 1:]],
+)
+def test_a_traced_number_used_as_an_axis_or_index_asks_for_static_argnums(op, rng):
+    """A Python int argument is traced (an input, as in jax.jit): used as an axis it was
+    silently ignored (iterating a 0-d value gave no axes)."""
+    x = rng.normal(size=(3, 4))
+    with pytest.raises(TypeError, match="static_argnums"):
+        ea.compile(op)(x, 1)
+    expected = op(x, 1)  # eagerly the int is a Python value
+    np.testing.assert_allclose(ea.compile(op, static_argnums=1)(x, 1), expected)
+    with pytest.raises(TypeError, match="iteration over a 0-d"):
+        ea.grad(lambda t: ea.sum(x) * len(tuple(t)))(np.float64(2.0))
+
+
+def test_an_index_array_argument_of_a_compiled_function_is_a_clear_error(rng):
+    with pytest.raises(TypeError, match="index array of shape \\(2,\\)"):
+        ea.compile(lambda x, i: x[i])(rng.normal(size=(3, 4)), np.array([0, 2]))
+
+
+def test_static_values_are_keyed_by_type_and_nan_and_inf_replay():
+    c = ea.compile(lambda x, n: x * n, static_argnums=1)
+    x = np.arange(3)
+    for n in (1, 1.0, True, 1):
+        got = c(x, n)
+        assert got.dtype == (x * n).dtype, (n, got.dtype)
+    clip = ea.compile(lambda x, t: ea.clip(x, -t, t), static_argnums=1)
+    for t in (np.inf, np.inf, 1.0, np.nan, np.nan):
+        np.testing.assert_array_equal(clip(np.arange(-2.0, 3.0), t), np.clip(np.arange(-2.0, 3.0), -t, t))
+    assert clip.cache_size() == 3
+
+
+def test_a_python_number_argument_can_be_returned():
+    c = ea.compile(lambda x, s: (x * s, s, -s))
+    for s in (3.0, 4.5):
+        y, same, negated = c(np.ones(2), s)
+        np.testing.assert_array_equal(y, np.full(2, s))
+        assert (same, negated) == (s, -s) and type(same) is float
+
+
+def test_a_named_tuple_result_is_a_clear_error_and_its_tuple_compiles():
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    with pytest.raises(TypeError, match="SlogdetResult.*tuple\\(result\\)"):
+        ea.compile(lambda a: ea.slogdet(a))(a)
+    sign, logabsdet = ea.compile(lambda a: tuple(ea.slogdet(a)))(a)
+    assert (sign, logabsdet) == pytest.approx(np.linalg.slogdet(a))

@@ -196,6 +196,11 @@ class Tensor:
             raise TypeError("len() of a 0-d Tensor")
         return self.shape[0]
 
+    def __iter__(self) -> Any:
+        if not self.shape:  # as NumPy: a 0-d value is not a sequence (never an empty one)
+            raise TypeError("iteration over a 0-d Tensor")
+        return (self[i] for i in range(self.shape[0]))
+
     def __repr__(self) -> str:
         value = unbox(self)
         if isinstance(value, (np.ndarray, np.generic, int, float, complex)):
@@ -276,8 +281,10 @@ def _concrete(x: Tensor, conversion: str) -> np.ndarray:
             f"a traced value was converted with {conversion} inside ea.compile: Python "
             "control flow on values is frozen when the function is traced, so the compiled "
             "program would silently take the same branch for every input. Use "
-            "ea.where(cond, a, b) for value-dependent choices, or call the function "
-            "without ea.compile."
+            "ea.where(cond, a, b) for value-dependent choices; an argument used as a "
+            "Python value (an axis, a shape, an index, a loop count) must be declared "
+            "static: ea.compile(f, static_argnums=...). Or call the function without "
+            "ea.compile."
         )
     raise TypeError(
         f"{conversion} of a traced value (shape {x.shape}) would cut its derivative: the "

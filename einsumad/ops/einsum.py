@@ -13,6 +13,7 @@ its VJP is the swap and its JVP the same subscripts with the tangent::
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -65,10 +66,10 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
         dtypes = [np.result_type(unbox(o)) for o in operands]
         if all(d == dtypes[0] for d in dtypes):
             return list(operands)
-    values = [
-        unbox(o) if isinstance(o, (np.ndarray, Tensor)) else np.asarray(o) if isinstance(o, (list, tuple)) else o
-        for o in operands
-    ]
+    # Python numbers count as the arrays numpy.einsum makes of them (float64, int64):
+    # ``einsum(",ij", 2.5, x32)`` is float64, as in NumPy (the arithmetic operators keep
+    # NumPy's weak scalars instead: ``2.5 * x32`` is float32).
+    values = [unbox(o) if isinstance(o, (np.ndarray, Tensor)) else np.asarray(o) for o in operands]
     dtype = np.result_type(*values)
     out: list[Any] = []
     for o in operands:
@@ -277,9 +278,13 @@ def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple) as sorted non-negative axes, NumPy's errors."""
     if axis is None:
         return tuple(range(ndim))
+    if isinstance(axis, Tensor):  # a traced number (a compiled function's argument): a clear error
+        operator.index(axis)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
+        if isinstance(a, Tensor):
+            operator.index(a)
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:

@@ -8,6 +8,7 @@ stacking joined. Rules accept leading batch axes on (co)tangents.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,6 +60,15 @@ def normalize_index(index: Any, shape: tuple[int, ...]) -> tuple:
     for item in index:
         if isinstance(item, Tensor):
             item = strip_differentiation(item)
+        if isinstance(item, Tensor):  # still traced: an argument of a compiled function
+            if not item.shape:
+                operator.index(item)  # says to declare it static
+            raise TypeError(
+                f"an index array of shape {item.shape} is an argument of a compiled function: "
+                "ea.compile traces array arguments, so it cannot read their values. Take the "
+                "index array from the enclosing scope (a constant of the program), or index "
+                "outside the compiled function."
+            )
         if isinstance(item, list):
             item = np.asarray(item)
         if isinstance(item, np.ndarray) and item.dtype == bool:

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import functools
 import gc
+import math
 import threading
 import warnings
 from typing import Any, Callable, Iterator, Sequence
@@ -156,8 +157,9 @@ class ProgramCache:
     def _key(self, args: tuple, kwargs: dict, static: frozenset[int]) -> Any:
         dynamic = tuple(a for i, a in enumerate(args) if i not in static)
         key: tuple = tree_signature(dynamic, _leaf_key)[1]
-        if static:
-            key += (tuple((i, args[i]) for i in sorted(static)),)
+        if static:  # with the type (1, 1.0 and True are equal keys); floats by text (nan != nan)
+            key += (tuple((i, type(a), repr(a) if type(a) is float else a) for i, a in
+                          ((i, args[i]) for i in sorted(static))),)
         if kwargs:
             key += (tuple(sorted(kwargs.items())),)
         return key
@@ -246,7 +248,11 @@ def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
         if i in static:
             if type(arg) not in (bool, int, float, str, type(None)):
                 return None
-            conditions.append(f"type(args[{i}]) is {type(arg).__name__} and args[{i}] == {arg!r}")
+            if type(arg) is float and not math.isfinite(arg):  # nan and inf have no literal
+                test = f"args[{i}] != args[{i}]" if math.isnan(arg) else f"args[{i}] == float({str(arg)!r})"
+            else:
+                test = f"args[{i}] == {arg!r}"
+            conditions.append(f"type(args[{i}]) is {type(arg).__name__} and {test}")
         elif not check(f"args[{i}]", arg, 0):
             return None
     source = "def guard(*args):\n    return (\n        " + "\n        and ".join(conditions) + "\n    )"

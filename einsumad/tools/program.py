@@ -417,6 +417,13 @@ def trace(fun: Callable, args: tuple, kwargs: dict, static: frozenset[int] = fro
         boxed_args = _with_leaves(args, static, boxed_leaves)
         out = fun(*boxed_args, **kwargs)
     out_leaves, program.out_def = tree_flatten(out)
+    for leaf in out_leaves:
+        if isinstance(leaf, tuple) and hasattr(leaf, "_fields"):  # a named tuple is one leaf
+            raise TypeError(
+                f"the compiled function returned a {type(leaf).__name__} (a named tuple); "
+                "ea.compile returns dicts, lists and tuples of arrays: return "
+                f"tuple(result) or its fields ({', '.join(leaf._fields)})"
+            )
     program.outputs = [program.ref(o) for o in out_leaves]
     input_roots = {id(_root(leaf)) for leaf in leaves if isinstance(leaf, np.ndarray)}
     for slot, o in zip(program.outputs, out_leaves):
@@ -526,6 +533,7 @@ def emit(
                 leaf_values.append(leaf)
     known: dict[str, tuple[tuple[int, ...], Any]] = {}  # shape and dtype of a local, for buffers
     input_arrays: dict[str, np.ndarray] = {}  # the arrays traced, by local name (their memory order)
+    numbers = {slot for slot, leaf in zip(program.inputs, leaf_values) if type(leaf) in (int, float, complex)}
     for slot, (arg_name, path), leaf in zip(program.inputs, paths, leaf_values):
         if not path:
             names[slot] = arg_name
@@ -724,6 +732,8 @@ def emit(
             const = fresh("out")
             namespace[const] = frozen
             results.append(const)
+        elif slot in numbers and slot not in negated:  # a Python number input: immutable, returned as is
+            results.append(ref(slot))
         elif (
             slot in returned or slot in program.aliased_outputs or names[slot] not in assigned
             or names[slot] in returned_names
