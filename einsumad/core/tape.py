@@ -199,7 +199,7 @@ class Tensor:
     def __iter__(self) -> Any:
         if not self.shape:  # as NumPy: a 0-d value is not a sequence (never an empty one)
             raise TypeError("iteration over a 0-d Tensor")
-        return (self[i] for i in range(self.shape[0]))
+        return (self[i] for i in range(self.shape[0]))  # type: ignore[index]  # __getitem__ is set by ops.tensor_methods
 
     def __repr__(self) -> str:
         value = unbox(self)
