@@ -13,7 +13,14 @@ None). Python numbers are *inputs*, as in ``jax.jit``: a new float does not
 re-trace. Python control flow on traced values is frozen at trace time, so
 converting a traced value to ``bool`` (``if x > 0:``) raises a clear error
 instead of silently baking in one branch; use ``ea.where``, or declare the
-argument static.
+argument static. A Python number used as an axis, a shape or an index must be
+static too (``static_argnums``), as in ``jax.jit``.
+
+Arrays the function reads from its enclosing scope (not arguments) are constants
+of the program, as in ``jax.jit``: work that depends only on them may be done
+once, when the program is traced. Changing such an array in place afterwards
+is not reliably seen by the compiled function; pass arrays that change as
+arguments.
 """
 
 from __future__ import annotations
