@@ -264,3 +264,10 @@ def test_a_gradient_off_by_1e_3_on_a_1e8_offset_loss_still_fails():
         ea.check_grads(lambda x: 1e8 + ea.sum(square(x)), (x,), modes=("rev",))
     with pytest.raises(ea.GradientCheckError, match="grad_fun gives"):
         ea.check_gradient(lambda x: 1e8 + np.sum(x**2), lambda x: 2 * x * (1 + 1e-3), (x,))
+
+
+def test_forty_dimensional_arguments_are_checked():
+    x = np.full((1,) * 40, 0.3)
+    ea.check_grads(lambda x: ea.sum(ea.tanh(x)), (x,))  # tanh' = 1 - tanh^2, element by element
+    with pytest.raises(ea.GradientCheckError):
+        ea.check_gradient(lambda x: np.sum(np.tanh(x)), lambda x: 1.01 * (1 - np.tanh(x) ** 2), (x,))

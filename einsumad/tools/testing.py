@@ -915,7 +915,7 @@ class _NearKink(_Differences):
         left2, right2, smooth2, slack2 = self._sides(d, self.eps / 10)
         if self._curvature([(self.eps, right - left, slack), (self.eps / 10, right2 - left2, slack2)]):
             return _Closer(None)  # the sides disagree by the curvature, not across a kink
-        return _Closer(float(self.values.flat[k]), self.eps, (left, right), slack + self.rtol * abs(right - left))
+        return _Closer(float(self.values.reshape(-1)[k]), self.eps, (left, right), slack + self.rtol * abs(right - left))
 
     def note(self, look: _Closer, where: str, mode: str, analytic: float) -> str | None:
         left, right = look.kink or (0.0, 0.0)
@@ -1027,9 +1027,11 @@ def _judged(
     one-sided derivative, a reference swamped by rounding a wider step. Every entry
     is allowed the rounding error of its reference (``noise`` for the first one).
     Stops at the first entry that fails with nothing better within its step."""
-    num = np.array(num, dtype=np.float64)
-    slack = np.full(np.shape(a), float(noise))
-    accepted = np.zeros(np.shape(a), dtype=bool)
+    shape = np.shape(a)  # entries by flat index (``.flat`` stops at 32 dimensions)
+    a = np.asarray(a).reshape(-1)
+    num = np.array(num, dtype=np.float64).reshape(-1)
+    slack = np.full(a.shape, float(noise))
+    accepted = np.zeros(a.shape, dtype=bool)
     notes: dict[int, str] = {}
     looked: set[int] = set()
     tol = (diffs.eps, diffs.rtol, diffs.atol)
@@ -1043,17 +1045,17 @@ def _judged(
         looked.add(k)
         found = look(k)
         if found.reference is None:
-            if _errors(a, num, tol, slack)[2].flat[k] > 1:
+            if _errors(a, num, tol, slack)[2][k] > 1:
                 break  # nothing within the step: a plain mismatch
             continue
-        num.flat[k] = found.reference
-        slack.flat[k] = found.noise
-        if diffs.accepts(found, float(a.flat[k])):
-            accepted.flat[k] = True
-        note = diffs.note(found, where(k), mode, float(a.flat[k]))
+        num[k] = found.reference
+        slack[k] = found.noise
+        if diffs.accepts(found, float(a[k])):
+            accepted[k] = True
+        note = diffs.note(found, where(k), mode, float(a[k]))
         if note is not None:
             notes[k] = note
-    return compare(a, num, accepted, notes, slack)
+    return compare(a.reshape(shape), num.reshape(shape), accepted.reshape(shape), notes, slack.reshape(shape))
 
 
 def _errors(
@@ -1188,7 +1190,7 @@ def _element(name: str, index: tuple[Any, ...]) -> str:
 
 def _unit(shape: tuple[int, ...], k: int) -> np.ndarray:
     e = np.zeros(shape)
-    e.flat[k] = 1.0
+    e.reshape(-1)[k] = 1.0  # a view; ``e.flat`` is limited to 32 dimensions
     return e
 
 
