@@ -271,3 +271,15 @@ def test_forty_dimensional_arguments_are_checked():
     ea.check_grads(lambda x: ea.sum(ea.tanh(x)), (x,))  # tanh' = 1 - tanh^2, element by element
     with pytest.raises(ea.GradientCheckError):
         ea.check_gradient(lambda x: np.sum(np.tanh(x)), lambda x: 1.01 * (1 - np.tanh(x) ** 2), (x,))
+
+
+def test_a_primitive_with_only_a_jvp_gets_a_report_not_an_exception():
+    @ea.primitive
+    def sine(a):
+        return np.sin(a)
+
+    ea.defjvp(sine, lambda t, ans, a: t * np.cos(a))  # the closed form sin' = cos
+    x = np.array([0.1, 0.5, -0.3])
+    ea.check_grads(sine, (x,), modes=("fwd",))
+    with pytest.raises(ea.GradientCheckError, match=r"reverse mode needs a VJP.*modes=\('fwd',\)"):
+        ea.check_grads(sine, (x,))

@@ -507,6 +507,18 @@ def _check_grads(
 def _runnable(fun: Callable, args: list[np.ndarray], modes: tuple[str, ...], report: _Report) -> tuple[str, ...]:
     """The modes that can run on ``fun``; forward mode may not, when a primitive has no
     JVP and its VJP is written in NumPy (forward mode transposes the VJP)."""
+    if "rev" in modes:
+        try:
+            vjp(fun, *args)[1](tree_unflatten(*_unit_cotangent(fun(*args))))
+        except NotImplementedError as error:  # a primitive with a JVP only
+            report.broken.append(
+                f"{report.tool}: reverse mode ('rev') cannot differentiate fun: {error}; reverse "
+                "mode needs a VJP (declare one with ea.defvjp), or check forward mode alone with "
+                "modes=('fwd',)"
+            )
+            modes = tuple(m for m in modes if m != "rev")
+        except Exception:  # noqa: BLE001 - anything else is raised by the check itself
+            pass
     if "fwd" not in modes:
         return modes
     try:
@@ -515,6 +527,11 @@ def _runnable(fun: Callable, args: list[np.ndarray], modes: tuple[str, ...], rep
         report.broken.append(f"{report.tool}: forward mode ('fwd') cannot differentiate fun: {error}")
         return tuple(m for m in modes if m != "fwd")
     return modes
+
+
+def _unit_cotangent(out: Any) -> tuple[TreeDef, list[np.ndarray]]:
+    leaves, treedef = tree_flatten(out)
+    return treedef, [np.ones(np.shape(o), dtype=np.result_type(np.asarray(o).dtype, np.float32)) for o in leaves]
 
 
 def _realified(fun: Callable, args: list[np.ndarray], names: list[str]) -> tuple[Callable, list[np.ndarray], list[str]]:
