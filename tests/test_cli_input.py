@@ -55,3 +55,28 @@ def test_vjp_and_check_with_many_operands(count, capsys):
     assert out.count("\n") == count + 2  # the heading, the column names, one row per operand
     assert main(["check", subscripts, "--shapes", shapes]) == 0
     assert "all derivatives agree" in capsys.readouterr().out
+
+
+def test_subscripts_starting_with_an_arrow_are_the_positional_argument(capsys):
+    assert main(["vjp", "->"]) == 0
+    assert "VJP subscripts" in capsys.readouterr().out
+    assert main(["check", "->", "--shapes", "()"]) == 0
+
+
+def test_forty_dimensions_are_checked(capsys):
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+    assert main(["check", letters, "--shapes", "x".join(["1"] * 40)]) == 0
+    assert "all derivatives agree" in capsys.readouterr().out
+
+
+def test_a_numpy_failure_is_one_line_that_names_it(capsys, monkeypatch):
+    import einsumad.tools.cli as cli
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("this function only supports up to 32 dimensions\nsecond line")
+
+    monkeypatch.setattr(cli, "_check_grads", refuse)
+    assert main(["check", "ij,jk->ik", "--shapes", "2x3,3x2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert "RuntimeError: this function only supports up to 32 dimensions" in captured.err

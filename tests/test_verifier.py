@@ -235,3 +235,51 @@ def test_a_numpy_vjp_without_jvp_is_explained_by_check_grads():
                  "reverse mode ('rev') agrees with finite differences"):
         assert says in message
     ea.check_grads(lambda x: ea.sum(square(x)), (x,), modes=("rev",))
+
+
+# ----------------------------------------------------------------- rounding of the finite differences
+
+
+def test_a_large_linear_map_is_not_blamed_for_the_rounding_of_finite_differences():
+    # <v, 2a> sums 1e6 products: their rounding, not the rule, was the discrepancy.
+    a = np.random.default_rng(0).normal(size=10**6)
+    ea.check_grads(lambda a: a * 2.0, (a,))
+
+
+def test_a_loss_much_larger_than_its_gradient_passes():
+    x = np.array([0.3, -0.7, 1.1])
+    ea.check_grads(lambda x: 1e8 + ea.sum(x**2), (x,))
+    ea.check_gradient(lambda x: 1e8 + np.sum(x**2), lambda x: 2 * x, (x,))  # closed form
+
+
+def test_a_gradient_off_by_1e_3_on_a_1e8_offset_loss_still_fails():
+    x = np.array([0.3, -0.7, 1.1])
+
+    @ea.primitive
+    def square(x):
+        return x**2
+
+    ea.defvjp(square, lambda ans, x: lambda g: g * 2 * x * (1 + 1e-3))
+    with pytest.raises(ea.GradientCheckError, match="rev gives"):
+        ea.check_grads(lambda x: 1e8 + ea.sum(square(x)), (x,), modes=("rev",))
+    with pytest.raises(ea.GradientCheckError, match="grad_fun gives"):
+        ea.check_gradient(lambda x: 1e8 + np.sum(x**2), lambda x: 2 * x * (1 + 1e-3), (x,))
+
+
+def test_forty_dimensional_arguments_are_checked():
+    x = np.full((1,) * 40, 0.3)
+    ea.check_grads(lambda x: ea.sum(ea.tanh(x)), (x,))  # tanh' = 1 - tanh^2, element by element
+    with pytest.raises(ea.GradientCheckError):
+        ea.check_gradient(lambda x: np.sum(np.tanh(x)), lambda x: 1.01 * (1 - np.tanh(x) ** 2), (x,))
+
+
+def test_a_primitive_with_only_a_jvp_gets_a_report_not_an_exception():
+    @ea.primitive
+    def sine(a):
+        return np.sin(a)
+
+    ea.defjvp(sine, lambda t, ans, a: t * np.cos(a))  # the closed form sin' = cos
+    x = np.array([0.1, 0.5, -0.3])
+    ea.check_grads(sine, (x,), modes=("fwd",))
+    with pytest.raises(ea.GradientCheckError, match=r"reverse mode needs a VJP.*modes=\('fwd',\)"):
+        ea.check_grads(sine, (x,))

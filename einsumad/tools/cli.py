@@ -172,14 +172,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     1        a     j     i,ij->j         W^T g
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Subscripts may start with "-" ("->", an einsum of no operand): argparse would
+    # read them as an option, so they are hidden behind a placeholder while parsing.
+    hidden = {f"\x00{k}": a for k, a in enumerate(argv) if a.startswith("->")}
+    argv = [f"\x00{k}" if a.startswith("->") else a for k, a in enumerate(argv)]
     try:
         args = _parser().parse_args(argv)  # --help and --version exit 0, bad usage 2
+        for key, value in vars(args).items():
+            if isinstance(value, str) and value in hidden:
+                setattr(args, key, hidden[value])
         return int(args.run(args))
     except (_BadInput, EinsumError) as error:
         _report(str(error))
         return 2
     except MemoryError:
         _report("out of memory: use smaller shapes")
+        return 2
+    except (ValueError, RuntimeError, ArithmeticError, TypeError, IndexError) as error:
+        # The input reached NumPy or the checker and was refused there: one line that
+        # says what failed (the exception's type and message), never a traceback.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        _report(f"{argv[0] if argv else 'einsumad'} failed on this input: {type(error).__name__}: {first}")
         return 2
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
