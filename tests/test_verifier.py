@@ -283,3 +283,17 @@ def test_a_primitive_with_only_a_jvp_gets_a_report_not_an_exception():
     ea.check_grads(sine, (x,), modes=("fwd",))
     with pytest.raises(ea.GradientCheckError, match=r"reverse mode needs a VJP.*modes=\('fwd',\)"):
         ea.check_grads(sine, (x,))
+
+
+def test_a_nan_of_fun_within_the_step_is_named_as_nan_not_as_a_kink():
+    with pytest.raises(ea.GradientCheckError) as info, np.errstate(invalid="ignore", divide="ignore"):
+        ea.check_gradient(lambda z: np.sum(np.sqrt(z)), lambda z: 0.5 / np.sqrt(z), (np.array([2.0, 1e-9]),))
+    message = str(info.value)
+    assert "worst element z[1]" in message and "fun is NaN at or near z[1]" in message and "kink" not in message
+
+
+def test_smooth_curvature_is_not_called_a_kink():
+    with pytest.raises(ea.GradientCheckError) as info:  # a 1 % error on a cubic
+        ea.check_gradient(lambda z: np.sum(z**3), lambda z: 3.03 * z**2, (np.array([0.5, 2.0]),))
+    message = str(info.value)
+    assert "worst element z[1]" in message and "kink" not in message and "curvature" not in message

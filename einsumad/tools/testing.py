@@ -1080,6 +1080,7 @@ def _errors(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     _, rtol, atol = tol
     error = np.abs(a - n)
+    noise = np.where(np.isfinite(noise), noise, 0.0)  # no allowance from a NaN or infinite value of fun
     bound = atol + rtol * np.abs(n) + noise
     ratio = np.where(np.isnan(a) | np.isnan(n), np.inf, error / bound)
     return error, bound, ratio
