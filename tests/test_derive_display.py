@@ -21,3 +21,30 @@ def test_a_real_power_shows_its_exponent() -> None:
     np.testing.assert_allclose(d.gradients["x"], 3 * x * (x * x + 1) ** 0.5)
     assert d.line("dx").verified is True
     assert "\\left(x_{i}^{2} + 1\\right)^{1.5}" in d.latex
+
+
+def _tanh_chain(k: int):
+    def f(x):
+        for _ in range(k):
+            x = ea.tanh(x)
+        return ea.sum(x)
+
+    return f
+
+
+def test_a_deep_elementwise_chain_renders_in_linear_space() -> None:
+    x = np.array([0.1, 0.2, 0.3])
+    short = str(ea.derive(_tanh_chain(8), x))
+    d = ea.derive(_tanh_chain(40), x)
+    text = str(d)
+    assert len(text) < 5 * len(short)  # it grew as 2^depth (and as depth^2 in the nesting)
+    assert "v7 = tanh(tanh(tanh(tanh(tanh(tanh(tanh(x)))))))" in text  # long nestings get a name
+    (dx,) = [ln for ln in d.textbook if ln.kind == "backward"]
+    assert dx.verified is True
+    # dx = prod_k tanh'(a_k) with a_0 = x, a_{k+1} = tanh(a_k)
+    a, truth = x.copy(), np.ones_like(x)
+    for _ in range(40):
+        truth *= 1 - np.tanh(a) ** 2
+        a = np.tanh(a)
+    np.testing.assert_allclose(d.gradients["x"], truth)
+    assert dx.index.count("tanh'(") == 40

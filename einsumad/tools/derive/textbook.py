@@ -61,6 +61,11 @@ from .symbolic import Symbolic
 
 __all__ = ["Line", "Textbook", "Notation"]
 
+#: A folded line with more terms than this is not a line a reader can use.
+MAX_TERMS = 64
+#: An unnamed value written inline with more factors than this gets a line of its own.
+MAX_INLINE = 6
+
 
 @dataclass(frozen=True)
 class Notation:
@@ -146,6 +151,28 @@ class Textbook:
                        if d is not None and name not in self.sym.named}
         for name in list(self.inline):
             self.inline[name] = self._sized(self._flatten(self.inline[name]))
+        self.spelled = self._spell_out()
+
+    def _spell_out(self) -> set[str]:
+        """Unnamed values whose definition, written inline, would outgrow :data:`MAX_INLINE`.
+
+        They get a line of their own in the forward pass and are written by name,
+        so a deep chain (``tanh(tanh(...))``) reads in linear, not growing, space.
+        """
+        size: dict[str, int] = {}
+        spelled: set[str] = set()
+        for node in self.rec.order:
+            name = self.sym.atom[node]
+            d = self.inline.get(name)
+            if d is None:
+                continue
+            n = sum(1 + size.get(f.name, 0) for t in d.terms for f in t.factors) or 1
+            if n > MAX_INLINE:
+                spelled.add(name)
+                del self.inline[name]
+                n = 0
+            size[name] = n
+        return spelled
 
     # ----------------------------------------------------------------- folding
 
@@ -183,8 +210,11 @@ class Textbook:
             self._raw[key] = add(*parts) if parts else Poly.constant(0, idx)
         return self._raw[key]
 
-    def _inline_cotangents(self, p: Poly, traced: bool) -> Poly:
+    def _inline_cotangents(self, p: Poly, traced: bool) -> Poly | None:
+        """``p`` with every hidden cotangent substituted; None once it outgrows :data:`MAX_TERMS`."""
         for _ in range(10_000):
+            if len(p.terms) > MAX_TERMS:
+                return None  # e.g. a chain of tanh written through 1 - a^2: 2^depth terms
             hidden = [n for n in p.names() if n in self.sym.cot_node and self.sym.cot_node[n] not in self.shown]
             if not hidden:
                 return p
@@ -300,7 +330,10 @@ class Textbook:
         preferred: list[Poly] = []
         fallbacks: list[Poly] = []
         for traced in (False, True):
-            raw = self._inline_cotangents(self.raw(node, traced), traced)
+            inlined = self._inline_cotangents(self.raw(node, traced), traced)
+            if inlined is None:
+                continue
+            raw = inlined
             p = self._sized(self._refold(self._cancel(self._facts(self._expand(raw)))))
             kept = self._sized(self._refold(self._facts(self._expand(raw, sums=False))))
             # writing sums out merges and cancels terms; where it only multiplies them, keep them
@@ -376,7 +409,7 @@ class Textbook:
             if extra:
                 operands.append(np.ones([sizes[i] for i in p.indices if index_letter[i] in extra]))
                 subs.append("".join(extra))
-            value = float(t.coef) * (np.einsum(",".join(subs) + "->" + out, *operands) if operands else np.ones(()))
+            value = float(t.coef) * (_contract(subs, operands, out) if operands else np.ones(()))
             total = value if total is None else total + value
         if total is None:
             return np.zeros([self._size_of(i) or 1 for i in p.indices])
@@ -419,7 +452,8 @@ class Textbook:
     def lines(self) -> list[Line]:
         out: list[Line] = []
         for node in self.rec.order:
-            if node.prim is None or (node not in self.rec.named and node not in self.layers):
+            if node.prim is None or (node not in self.rec.named and node not in self.layers
+                                     and self.sym.atom[node] not in self.spelled):
                 continue
             d = self.sym.defs[self.sym.atom[node]]
             if d is None:
@@ -765,6 +799,17 @@ class Textbook:
         return text, None
 
 
+def _contract(subs: list[str], operands: list[np.ndarray], out: str) -> np.ndarray:
+    """``np.einsum`` of any number of operands (NumPy takes at most 32 at once): pairwise, left to right."""
+    sub, value = subs[0], operands[0]
+    for n in range(1, len(subs)):
+        later = set(out).union(*subs[n + 1:])
+        keep = "".join(dict.fromkeys(c for c in sub + subs[n] if c in later))
+        value = np.einsum(f"{sub},{subs[n]}->{keep}", value, operands[n])
+        sub = keep
+    return np.einsum(f"{sub}->{out}", value)
+
+
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -795,7 +840,8 @@ def textbook_text(lines: Sequence[Line], constants: Sequence[str] = ()) -> str:
     out = ["Forward pass"]
     forward = [ln for ln in lines if ln.kind == "forward"]
     backward = [ln for ln in lines if ln.kind == "backward"]
-    width = max((len(ln.text) for ln in lines if ln.matrix is not None), default=0)
+    # the index forms line up after the matrix forms; a very long one does not push the others
+    width = max((len(ln.text) for ln in lines if ln.matrix is not None and len(ln.text) <= 80), default=0)
     for ln in forward:
         out.append(_row("", ln, width))
     for c in constants:
