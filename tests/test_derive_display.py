@@ -6,6 +6,7 @@ Each test reads the printed line and checks its numbers against NumPy.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import einsumad as ea
 
@@ -48,3 +49,16 @@ def test_a_deep_elementwise_chain_renders_in_linear_space() -> None:
         a = np.tanh(a)
     np.testing.assert_allclose(d.gradients["x"], truth)
     assert dx.index.count("tanh'(") == 40
+
+
+@pytest.mark.parametrize("params", [{"W": np.ones((3, 4))}, [np.ones((3, 4)), np.ones(4)]])
+def test_a_dict_or_list_argument_is_a_clear_type_error(params) -> None:
+    a = np.ones(4)
+    fun = (lambda p: ea.sum(p["W"] @ a)) if isinstance(params, dict) else (lambda p: ea.sum(p[0] @ p[1]))
+    with pytest.raises(TypeError, match="derive takes arrays .*separate arguments"):
+        ea.derive(fun, params)
+
+
+def test_a_list_of_numbers_is_still_an_array() -> None:
+    d = ea.derive(lambda x: ea.sum(x * x), [1.0, 2.0])
+    np.testing.assert_allclose(d.gradients["x"], [2.0, 4.0])
