@@ -18,6 +18,11 @@ The objects:
 
 The Kronecker delta is the factor named :data:`DELTA`; contracting it is a
 relabelling (:func:`contract_deltas`), as in :func:`~einsumad.algebra.swap.contract_delta`.
+The vector of ones is the factor named :data:`ONES`: when a summed index is
+left on no factor of a term (substituting ``g_j = 2 x_j - 0.5 sum_k x_k`` into
+``sum_j g_j``), the sum is not lost: ``1_j`` keeps it, and ``sum_j 1_j`` is the
+size of ``j`` (:func:`resolve_sizes` writes it as that number once the sizes
+are known).
 Index names are any strings (letters, or the user's names such as ``batch``);
 fresh indices are primed (``i'``), so an index keeps the axis it stands for.
 
@@ -40,11 +45,14 @@ from typing import Callable, Iterable, Mapping, Sequence
 __all__ = [
     "DELTA", "Factor", "Term", "Poly", "number", "fresh_index",
     "substitute", "multiply", "add", "scale", "simplify", "contract_deltas",
-    "fold", "common_factors", "canonical_key", "divide", "cancel",
+    "fold", "common_factors", "canonical_key", "divide", "cancel", "ONES", "resolve_sizes",
 ]
 
 #: The name of the Kronecker delta factor (``δ_ij``: 1 where i = j, else 0).
 DELTA = "δ"
+
+#: The name of the vector of ones (``1_j``): ``sum_j 1_j`` is the size of ``j``.
+ONES = "1"
 
 
 def number(x: float | int | Fraction) -> Fraction:
@@ -307,8 +315,16 @@ def substitute(p: Poly, name: str, definition: Poly, powers: Callable[[int], boo
             for s in combo:
                 coef *= s.coef
                 factors.extend(s.factors)
-            out.append(Term(coef, tuple(factors)))
+            out.append(_keep_sums(t, Term(coef, tuple(factors)), p.indices))
     return simplify(Poly(p.indices, tuple(out), p.target))
+
+
+def _keep_sums(before: Term, after: Term, free: Sequence[str]) -> Term:
+    """``after`` with a ones factor for each summed index of ``before`` that no factor carries any more."""
+    lost = [i for i in before.indices if i not in free and i not in after.indices]
+    if not lost:
+        return after
+    return Term(after.coef, after.factors + tuple(Factor(ONES, (i,)) for i in lost))
 
 
 # ----------------------------------------------------------------- normal form
@@ -329,7 +345,7 @@ def contract_deltas(term: Term, free: Sequence[str]) -> Term:
                 continue
             a, b = f.indices
             if a == b:
-                factors.pop(n)  # δ_ii = 1 at every i (its sum, if summed, is the size: kept out)
+                factors[n] = Factor(ONES, (a,))  # δ_ii = 1 at every i; summed, its sum is the size
                 changed = True
                 break
             if b not in free:
@@ -340,9 +356,60 @@ def contract_deltas(term: Term, free: Sequence[str]) -> Term:
                 continue
             factors.pop(n)
             factors = [g.renamed({drop: keep}) for g in factors]
+            if not any(keep in g.indices for g in factors):
+                factors.append(Factor(ONES, (keep,)))  # sum_ab δ_ab = the size of a
             changed = True
             break
+    return _ones_normal(Term(term.coef, tuple(factors)), free)
+
+
+def _ones_normal(term: Term, free: Sequence[str]) -> Term:
+    """Ones factors only where they count a sum: one per summed index that nothing else carries.
+
+    >>> t = Term(Fraction(1), (Factor("x", ("i",)), Factor(ONES, ("i",)), Factor(ONES, ("j",)), Factor(ONES, ("j",))))
+    >>> [(f.name, f.indices, f.power) for f in _ones_normal(t, ()).factors]
+    [('x', ('i',), 1), ('1', ('j',), 1)]
+    """
+    if not any(f.name == ONES for f in term.factors):
+        return term
+    carried = {i for f in term.factors if f.name != ONES for i in f.indices}
+    factors: list[Factor] = []
+    counted: set[str] = set()
+    for f in term.factors:
+        if f.name != ONES:
+            factors.append(f)
+            continue
+        for i in f.indices:
+            if i in free or i in carried or i in counted:
+                continue
+            counted.add(i)
+            factors.append(Factor(ONES, (i,)))
     return Term(term.coef, tuple(factors))
+
+
+def resolve_sizes(p: Poly, size: Callable[[str], int | None]) -> Poly:
+    """Each ``sum_j 1_j`` (a sum over an index that no other factor carries) as the size of ``j``.
+
+    >>> g = Poly.parse("g_j = 2 x_j - 0.5 x_k")
+    >>> total = substitute(Poly.parse("s = g_j"), "g", g)
+    >>> str(total)
+    's = 2 sum_j x_j - 0.5 sum_kj x_k 1_j'
+    >>> str(resolve_sizes(total, {"j": 4, "k": 4}.get))
+    's = 0'
+    """
+    terms = []
+    for t in p.terms:
+        t = _ones_normal(t, p.indices)
+        coef = t.coef
+        factors = []
+        for f in t.factors:
+            n = size(f.indices[0]) if f.name == ONES and f.fn is None and len(f.indices) == 1 else None
+            if n is None:
+                factors.append(f)
+            else:
+                coef *= n
+        terms.append(Term(coef, tuple(factors)))
+    return simplify(Poly(p.indices, tuple(terms), p.target))
 
 
 def _merge_powers(term: Term) -> Term:
@@ -408,7 +475,8 @@ def simplify(p: Poly) -> Poly:
     order: list[tuple] = []
     merged: dict[tuple, Term] = {}
     for t in p.terms:
-        t = _merge_powers(contract_deltas(t, p.indices))
+        t = contract_deltas(t, p.indices)
+        t = _ones_normal(_keep_sums(t, _merge_powers(t), p.indices), p.indices)
         if t.coef == 0:
             continue
         key = canonical_key(t, p.indices)
@@ -659,6 +727,7 @@ def latex_template(template: str) -> str:
             return "\\" + w if w in _LATEX_WORDS else "\\operatorname{" + w + "}"
 
         out = re.sub(r"(?<![\\{\w])[A-Za-z]{2,}(?![\w}])", word, out)
+        out = re.sub(r"\^(-?[\d.]+)", r"^{\1}", out)
         return out.replace("{", "{{").replace("}", "}}")
 
     return "{0}".join(piece(p) for p in template.split("{0}"))
@@ -726,7 +795,11 @@ class _Renderer:
                 text = f"\\left({text}\\right)" if self.latex else f"({text})"
         elif f.name in self.inline:
             d = self.inline[f.name].with_indices(f.indices, avoid)
-            text = self.function(f.fn or "{0}").format(self.rhs(d))
+            inner = self.rhs(d)
+            template = self.function(f.fn or "{0}")
+            if " " in inner and not re.search(r"\(\{0\}[,)]", template):
+                inner = f"\\left({inner}\\right)" if self.latex else f"({inner})"  # (x^2 + 1)^1.5
+            text = template.format(inner)
         else:
             text = self.indexed(f.name, f.indices)
             if f.fn is not None:

@@ -196,5 +196,21 @@ def derive(
         raise ValueError(f"derive: layers must be 'subscript' or 'superscript', got {layers!r}")
     if convention not in (None, "column", "row"):
         raise ValueError(f"derive: convention must be 'column' or 'row', got {convention!r}")
+    for k, a in enumerate(args):
+        _check_array(k, a)
     rec = record(fun, args, names, wrt)
     return Derivation(rec, Notation(sigma, layers, convention), view)
+
+
+def _check_array(k: int, a: Any) -> None:
+    """derive names and indexes each argument as one array: a dict or a list of arrays is not one."""
+    ragged = isinstance(a, (list, tuple)) and (
+        any(isinstance(v, Mapping) for v in a) or len({np.shape(v) for v in a}) > 1)
+    nested = isinstance(a, Mapping) or ragged
+    if nested:
+        kind = type(a).__name__
+        raise TypeError(
+            f"derive: argument {k} is a {kind}; derive takes arrays (one per argument, so that each has "
+            f"a name and indices). Pass the arrays as separate arguments instead, e.g. "
+            f"ea.derive(lambda W, b: loss({{'W': W, 'b': b}}), params['W'], params['b'])"
+        )

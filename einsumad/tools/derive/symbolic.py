@@ -235,7 +235,7 @@ class Symbolic:
         parents = dict(node.parents)
         if 0 not in parents:
             return None
-        template = f"{note.symbol}({{0}})"
+        template = _forward_template(note, node.params) or f"{note.symbol}({{0}})"
         if arg_idx[0] != out:
             return None
         self.fn_values.setdefault((atoms[parents[0]], template), _squeeze(node.ans))
@@ -422,6 +422,18 @@ def _power(p: Poly, n: int) -> Poly | None:
     if t.coef == 0 and n < 0:
         return None
     return Poly(p.indices, (Term(t.coef ** n, tuple(Factor(f.name, f.indices, f.power * n, f.fn) for f in t.factors)),))
+
+
+def _forward_template(note: Any, params: dict) -> str | None:
+    """The declared forward formula of a unary op, parameters filled in: ``{0}^1.5``."""
+    forward = note.forward
+    if not isinstance(forward, str) or "{0}" not in forward or "{1}" in forward:
+        return None
+    shown = {k: f"{v:g}" if isinstance(v, float) else v for k, v in params.items()}
+    try:
+        return forward.replace("{0}", "{{0}}").format(**shown)
+    except (KeyError, ValueError, IndexError):
+        return None
 
 
 def _declared_power(note: Any, params: dict) -> int | None:

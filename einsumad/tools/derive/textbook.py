@@ -36,6 +36,7 @@ import numpy as np
 
 from ...algebra.fold import (
     DELTA,
+    ONES,
     Factor,
     Poly,
     Style,
@@ -46,6 +47,7 @@ from ...algebra.fold import (
     fold,
     latex_template,
     render,
+    resolve_sizes,
     simplify,
     substitute,
 )
@@ -58,6 +60,11 @@ from .record import Recording, declaration, weight_of
 from .symbolic import Symbolic
 
 __all__ = ["Line", "Textbook", "Notation"]
+
+#: A folded line with more terms than this is not a line a reader can use.
+MAX_TERMS = 64
+#: An unnamed value written inline with more factors than this gets a line of its own.
+MAX_INLINE = 6
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,29 @@ class Textbook:
         self.inline = {name: d for name, d in self.sym.defs.items()
                        if d is not None and name not in self.sym.named}
         for name in list(self.inline):
-            self.inline[name] = self._flatten(self.inline[name])
+            self.inline[name] = self._sized(self._flatten(self.inline[name]))
+        self.spelled = self._spell_out()
+
+    def _spell_out(self) -> set[str]:
+        """Unnamed values whose definition, written inline, would outgrow :data:`MAX_INLINE`.
+
+        They get a line of their own in the forward pass and are written by name,
+        so a deep chain (``tanh(tanh(...))``) reads in linear, not growing, space.
+        """
+        size: dict[str, int] = {}
+        spelled: set[str] = set()
+        for node in self.rec.order:
+            name = self.sym.atom[node]
+            d = self.inline.get(name)
+            if d is None:
+                continue
+            n = sum(1 + size.get(f.name, 0) for t in d.terms for f in t.factors) or 1
+            if n > MAX_INLINE:
+                spelled.add(name)
+                del self.inline[name]
+                n = 0
+            size[name] = n
+        return spelled
 
     # ----------------------------------------------------------------- folding
 
@@ -181,8 +210,11 @@ class Textbook:
             self._raw[key] = add(*parts) if parts else Poly.constant(0, idx)
         return self._raw[key]
 
-    def _inline_cotangents(self, p: Poly, traced: bool) -> Poly:
+    def _inline_cotangents(self, p: Poly, traced: bool) -> Poly | None:
+        """``p`` with every hidden cotangent substituted; None once it outgrows :data:`MAX_TERMS`."""
         for _ in range(10_000):
+            if len(p.terms) > MAX_TERMS:
+                return None  # e.g. a chain of tanh written through 1 - a^2: 2^depth terms
             hidden = [n for n in p.names() if n in self.sym.cot_node and self.sym.cot_node[n] not in self.shown]
             if not hidden:
                 return p
@@ -287,17 +319,35 @@ class Textbook:
 
     def folded(self, node: Node) -> Poly:
         """``node``'s cotangent, folded (the simpler of the two ways to write f')."""
-        candidates = []
+        return self.candidates(node)[0]
+
+    def candidates(self, node: Node) -> list[Poly]:
+        """Ways to write ``node``'s cotangent, the preferred first (see :meth:`folded`).
+
+        The later ones fold less (no sums written out, no facts, no named values
+        folded back): :meth:`lines` falls back on them when a line does not verify.
+        """
+        preferred: list[Poly] = []
+        fallbacks: list[Poly] = []
         for traced in (False, True):
-            raw = self._inline_cotangents(self.raw(node, traced), traced)
-            p = self._refold(self._cancel(self._facts(self._expand(raw))))
-            kept = self._refold(self._facts(self._expand(raw, sums=False)))
+            inlined = self._inline_cotangents(self.raw(node, traced), traced)
+            if inlined is None:
+                continue
+            raw = inlined
+            p = self._sized(self._refold(self._cancel(self._facts(self._expand(raw)))))
+            kept = self._sized(self._refold(self._facts(self._expand(raw, sums=False))))
             # writing sums out merges and cancels terms; where it only multiplies them, keep them
-            candidates.append(p if len(p.terms) <= max(4, 2 * len(kept.terms)) else kept)
+            preferred.append(p if len(p.terms) <= max(4, 2 * len(kept.terms)) else kept)
+            fallbacks += [kept, self._sized(self._expand(raw, sums=False)), self._sized(raw)]
             if not self._has_choice():
                 break
-        best = min(candidates, key=_size)
-        return best.named(self.sym.cot_atom[node])
+        preferred.sort(key=_size)
+        name = self.sym.cot_atom[node]
+        return [p.named(name) for p in preferred + fallbacks]
+
+    def _sized(self, p: Poly) -> Poly:
+        """A sum over an index that no factor of a term carries, written as that index's size."""
+        return resolve_sizes(p, self._size_of)
 
     def _has_choice(self) -> bool:
         return any(exact is not None and len(exact.terms) > 1 for exact in
@@ -320,9 +370,13 @@ class Textbook:
             operands = []
             subs = []
             for f in t.factors:
+                v: np.ndarray | None
                 if f.name == DELTA and len(f.indices) == 2:
                     n = self._size_of(f.indices[0])
                     v = None if n is None else np.eye(n)
+                elif f.name == ONES and len(f.indices) == 1:
+                    n = self._size_of(f.indices[0])
+                    v = None if n is None else np.ones(n)
                 elif f.fn is not None:
                     v = self.sym.fn_values.get((f.name, f.fn))
                 elif f.name in values:
@@ -355,7 +409,7 @@ class Textbook:
             if extra:
                 operands.append(np.ones([sizes[i] for i in p.indices if index_letter[i] in extra]))
                 subs.append("".join(extra))
-            value = float(t.coef) * (np.einsum(",".join(subs) + "->" + out, *operands) if operands else np.ones(()))
+            value = float(t.coef) * (_contract(subs, operands, out) if operands else np.ones(()))
             total = value if total is None else total + value
         if total is None:
             return np.zeros([self._size_of(i) or 1 for i in p.indices])
@@ -398,26 +452,43 @@ class Textbook:
     def lines(self) -> list[Line]:
         out: list[Line] = []
         for node in self.rec.order:
-            if node.prim is None or (node not in self.rec.named and node not in self.layers):
+            if node.prim is None or (node not in self.rec.named and node not in self.layers
+                                     and self.sym.atom[node] not in self.spelled):
                 continue
             d = self.sym.defs[self.sym.atom[node]]
             if d is None:
                 continue
-            out.append(self._line("forward", self.sym.atom[node], "", self._flatten(d).named(self.sym.atom[node]), ""))
+            forward = self._sized(self._flatten(d)).named(self.sym.atom[node])
+            out.append(self._line("forward", self.sym.atom[node], "", forward, ""))
         order = [ev.parent for ev in self.rec.events]
         seen: set[Node] = set()
         backward_nodes = [n for n in order if n in self.shown and not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
         for n in self.rec.wrt:
             if n not in seen:
                 backward_nodes.append(n)
-        polys = {n: self.folded(n) for n in backward_nodes}
+        polys: dict[Node, Poly] = {}
+        verdicts: dict[Node, bool | None] = {}
+        for n in backward_nodes:
+            # the preferred form, or the first that the backward pass's values confirm
+            options = self.candidates(n)
+            polys[n], verdicts[n] = options[0], self.verify(n, options[0])
+            if verdicts[n] is False:
+                for p in options[1:]:
+                    if self.verify(n, p):
+                        polys[n], verdicts[n] = p, True
+                        break
         labels = self._labels(polys)
         for n in backward_nodes:
             p = polys[n]
             note, note_latex = self._note(n, p, labels.get(n, ""))
+            if verdicts[n] is False:
+                warning = ("NOT VERIFIED: this line disagrees with the backward pass's values; "
+                           "the steps view (d.render('steps')) is exact")
+                note = "; ".join(filter(None, [warning, note]))
+                note_latex = "; ".join(filter(None, [warning, note_latex]))
             line = self._line("backward", self.sym.cot_atom[n], labels.get(n, ""), p, note)
             line.latex_note = note_latex
-            line.verified = self.verify(n, p)
+            line.verified = verdicts[n]
             out.append(line)
         return out
 
@@ -627,6 +698,8 @@ class Textbook:
             if inner is None:
                 return None
             template = latex_template(self._fn_plain(f.fn)) if latex else self._fn_plain(f.fn)  # type: ignore[arg-type]
+            if " " in inner and not re.search(r"\(\{0\}[,)]", template):
+                inner = f"\\left({inner}\\right)" if latex else f"({inner})"  # (x ⊙ x + 1)^1.5
             return template.format(inner)
         base = self._name_latex(f.name) if latex else self._name_plain(f.name)
         if f.fn is not None:
@@ -726,6 +799,17 @@ class Textbook:
         return text, None
 
 
+def _contract(subs: list[str], operands: list[np.ndarray], out: str) -> np.ndarray:
+    """``np.einsum`` of any number of operands (NumPy takes at most 32 at once): pairwise, left to right."""
+    sub, value = subs[0], operands[0]
+    for n in range(1, len(subs)):
+        later = set(out).union(*subs[n + 1:])
+        keep = "".join(dict.fromkeys(c for c in sub + subs[n] if c in later))
+        value = np.einsum(f"{sub},{subs[n]}->{keep}", value, operands[n])
+        sub = keep
+    return np.einsum(f"{sub}->{out}", value)
+
+
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -756,7 +840,8 @@ def textbook_text(lines: Sequence[Line], constants: Sequence[str] = ()) -> str:
     out = ["Forward pass"]
     forward = [ln for ln in lines if ln.kind == "forward"]
     backward = [ln for ln in lines if ln.kind == "backward"]
-    width = max((len(ln.text) for ln in lines if ln.matrix is not None), default=0)
+    # the index forms line up after the matrix forms; a very long one does not push the others
+    width = max((len(ln.text) for ln in lines if ln.matrix is not None and len(ln.text) <= 80), default=0)
     for ln in forward:
         out.append(_row("", ln, width))
     for c in constants:
