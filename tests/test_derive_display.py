@@ -62,3 +62,43 @@ def test_a_dict_or_list_argument_is_a_clear_type_error(params) -> None:
 def test_a_list_of_numbers_is_still_an_array() -> None:
     d = ea.derive(lambda x: ea.sum(x * x), [1.0, 2.0])
     np.testing.assert_allclose(d.gradients["x"], [2.0, 4.0])
+
+
+# ------------------------------------------------------------------ a selection with a number: max(x, 0)
+
+SELECTIONS = {
+    "max({0}, 0)": lambda z: np.maximum(z, 0),
+    "min({0}, 0)": lambda z: np.minimum(z, 0),
+    "max({0}, -1)": lambda z: np.maximum(z, -1),
+    "min({0}, 1)": lambda z: np.minimum(z, 1),
+    "[{0} > 0]": lambda z: (z > 0).astype(float),
+    "[{0} < 0]": lambda z: (z < 0).astype(float),
+    "[{0} > -1]": lambda z: (z > -1).astype(float),
+    "[{0} < 1]": lambda z: (z < 1).astype(float),
+}
+
+
+@pytest.mark.parametrize(
+    "fun, forward, backward",
+    [
+        (lambda x: ea.sum(ea.maximum(x, 0.0) ** 2), "L = sum_i max(x_i, 0)^2", "dx_i = 2 [x_i > 0] max(x_i, 0)"),
+        (lambda x: ea.sum(ea.minimum(x, 0.0) ** 2), "L = sum_i min(x_i, 0)^2", "dx_i = 2 [x_i < 0] min(x_i, 0)"),
+        (lambda x: ea.sum(ea.clip(x, -1.0, 1.0) ** 2), "L = sum_i min(max(x_i, -1), 1)^2",
+         "dx_i = 2 [x_i > -1] min(max(x_i, -1), 1) [max(x_i, -1) < 1]"),
+    ],
+)
+def test_a_selection_against_a_number_shows_the_number_and_an_indicator(fun, forward, backward, monkeypatch) -> None:
+    import tests.test_derive_sizes as sizes
+
+    for template, f in SELECTIONS.items():
+        monkeypatch.setitem(sizes.FUNCTIONS, template, f)
+    x = np.array([1.5, -2.0, 3.0, 0.5, -0.25])  # no ties with 0 or the bounds ±1
+    d = ea.derive(fun, x)
+    text = str(d)
+    assert forward in text and backward in text
+    assert "∂" not in text and "maximum" not in text and "minimum" not in text
+    # the printed line, evaluated by np.einsum, is the finite-difference gradient
+    sizes.check_lines(d, fun, [x], {"x": x}, {"i": x.size})
+    # and the indicator is the step: the gradient of max(x, 0)^2 is 2 x [x > 0], by hand
+    if "max(x_i, 0)" in forward:
+        np.testing.assert_allclose(d.gradients["x"], 2 * x * (x > 0))

@@ -55,6 +55,23 @@ DELTA = "δ"
 ONES = "1"
 
 
+def _is_call(text: str) -> bool:
+    """Whether ``text`` is one function call, ``max(x, -1)``: an atom inside another formula.
+
+    >>> _is_call("max(x, -1)"), _is_call("f(x) + g(x)"), _is_call("x + 1")
+    (True, False, False)
+    """
+    m = re.match(r"[^\W\d][\w']*\(", text)
+    if m is None or not text.endswith(")"):
+        return False
+    depth = 0
+    for pos in range(m.end() - 1, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[pos], 0)
+        if depth == 0:
+            return pos == len(text) - 1
+    return False
+
+
 def number(x: float | int | Fraction) -> Fraction:
     """``x`` as a fraction, rounding a float to the simplest fraction within 1e-12.
 
@@ -797,7 +814,7 @@ class _Renderer:
             d = self.inline[f.name].with_indices(f.indices, avoid)
             inner = self.rhs(d)
             template = self.function(f.fn or "{0}")
-            if " " in inner and not re.search(r"\(\{0\}[,)]", template):
+            if " " in inner and not re.search(r"\(\{0\}[,)]", template) and not _is_call(inner):
                 inner = f"\\left({inner}\\right)" if self.latex else f"({inner})"  # (x^2 + 1)^1.5
             text = template.format(inner)
         else:

@@ -84,6 +84,7 @@ def binary(
     operator: str | None = None,
     symbol: str | None = None,
     derivative_notation: Sequence[str | Callable[..., str] | None] = (),
+    forward_notation: str | Callable[..., str] | None = None,
     numpy: Any = None,
     numexpr: Any = None,
 ) -> Primitive:
@@ -98,7 +99,8 @@ def binary(
             numexpr = f"{{0}} {operator} {{1}}"
         elif name in NUMEXPR_FUNCTIONS:
             numexpr = f"{name}({{0}}, {{1}})"
-    notation = Notation(symbol or name, operator=operator, derivative=tuple(derivative_notation))
+    notation = Notation(symbol or name, operator=operator, forward=forward_notation,
+                        derivative=tuple(derivative_notation))
     prim = Primitive(
         impl, name=name, declaration=Elementwise(tuple(partials), notation, numexpr=numexpr), source=source
     )

@@ -72,6 +72,7 @@ maximum_p = binary(
     dispatch(np.maximum, "maximum"),
     (lambda ans, x, y: share_greater(x, y), lambda ans, x, y: share_greater(y, x)),
     derivative_notation=("[{0} > {1}]", "[{1} > {0}]"),
+    forward_notation="max({0}, {1})",
     numpy=np.maximum,
 )
 minimum_p = binary(
@@ -79,6 +80,7 @@ minimum_p = binary(
     dispatch(np.minimum, "minimum"),
     (lambda ans, x, y: share_greater(y, x), lambda ans, x, y: share_greater(x, y)),
     derivative_notation=("[{0} < {1}]", "[{1} < {0}]"),
+    forward_notation="min({0}, {1})",
     numpy=np.minimum,
 )
 

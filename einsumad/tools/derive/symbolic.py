@@ -227,7 +227,7 @@ class Symbolic:
             inverse = _power(ops[1], -1)
             return None if inverse is None else multiply(ops[0], inverse, out)
         if len(node.args) != 1:
-            return None
+            return self._bound_elementwise(node, note, atoms, arg_idx, out)
         (op,) = ops
         power = _declared_power(note, node.params)
         if power is not None:
@@ -240,6 +240,19 @@ class Symbolic:
             return None
         self.fn_values.setdefault((atoms[parents[0]], template), _squeeze(node.ans))
         return Poly.of(atoms[parents[0]], out, fn=template)
+
+    def _bound_elementwise(self, node: Node, note: Any, atoms: dict[Node, str], arg_idx: list[tuple[str, ...]],
+                           out: tuple[str, ...]) -> Poly | None:
+        """An op of several arguments all numbers but one: a function of that one (``max(x, 0)``)."""
+        parents = dict(node.parents)
+        if len(parents) != 1:
+            return None
+        ((k, parent),) = parents.items()
+        template = _bound_template(note.forward, node, k)
+        if template is None or arg_idx[k] != out:
+            return None
+        self.fn_values.setdefault((atoms[parent], template), _squeeze(node.ans))
+        return Poly.of(atoms[parent], out, fn=template)
 
     # ----------------------------------------------------------------- partials
 
@@ -260,6 +273,8 @@ class Symbolic:
         template: str | None = None
         if isinstance(declared, str) and "{0}" in declared and not any(f"{{{j}}}" in declared for j in range(1, 9)):
             template = declared
+        elif len(node.args) > 1 and set(parents) == {k}:
+            template = _bound_template(declared, node, k)  # [x > 0]: the other arguments are numbers
         if template is None:
             template = f"{note.symbol}'({{0}})" if len(node.args) == 1 else f"∂{note.symbol}/∂x{k}({{0}})"
         arg_atom = self.atom[parents[k]] if k in parents else self.rec.constants(node.args[k])
@@ -432,6 +447,28 @@ def _forward_template(note: Any, params: dict) -> str | None:
     shown = {k: f"{v:g}" if isinstance(v, float) else v for k, v in params.items()}
     try:
         return forward.replace("{0}", "{{0}}").format(**shown)
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def _bound_template(template: Any, node: Node, k: int) -> str | None:
+    """A formula over ``node``'s arguments as a function of argument ``k`` alone: the
+    others are scalar numbers, written in (``max({0}, {1})`` -> ``max({0}, 0)``)."""
+    if not isinstance(template, str) or f"{{{k}}}" not in template:
+        return None
+    names = []
+    for j, arg in enumerate(node.args):
+        if j == k:
+            names.append("{0}")
+            continue
+        value = np.asarray(unbox(arg))
+        if value.size != 1 or value.dtype.kind not in "fiu" or not np.isfinite(value).all():
+            return None
+        v = float(value.reshape(-1)[0])
+        names.append(str(int(v)) if v == int(v) else f"{v:g}")
+    shown = {key: f"{v:g}" if isinstance(v, float) else v for key, v in node.params.items()}
+    try:
+        return template.format(*names, **shown)
     except (KeyError, ValueError, IndexError):
         return None
 
