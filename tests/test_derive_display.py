@@ -102,3 +102,41 @@ def test_a_selection_against_a_number_shows_the_number_and_an_indicator(fun, for
     # and the indicator is the step: the gradient of max(x, 0)^2 is 2 x [x > 0], by hand
     if "max(x_i, 0)" in forward:
         np.testing.assert_allclose(d.gradients["x"], 2 * x * (x > 0))
+
+
+# ------------------------------------------------------------------ parentheses: sums under a factor, products under a power
+
+GAUSS = {
+    "Φ({0}) + {0} φ({0})": lambda z: 0.5 * (1 + np.vectorize(__import__("math").erf)(z / np.sqrt(2)))
+    + z * np.exp(-z * z / 2) / np.sqrt(2 * np.pi),
+    "{0} Φ({0})": lambda z: z * 0.5 * (1 + np.vectorize(__import__("math").erf)(z / np.sqrt(2))),
+}
+
+
+def test_a_declared_sum_times_a_factor_is_parenthesised(monkeypatch) -> None:
+    import tests.test_derive_sizes as sizes
+
+    for template, f in GAUSS.items():
+        monkeypatch.setitem(sizes.FUNCTIONS, template, f)
+    x = np.array([1.0, -2.0, 0.5])
+    fun = lambda x: ea.sum(ea.gelu(x) ** 2)  # noqa: E731
+    d = ea.derive(fun, x)
+    text = str(d)
+    assert "L = sum_i (x_i Φ(x_i))^2" in text
+    assert "dx_i = 2 (Φ(x_i) + x_i φ(x_i)) x_i Φ(x_i)" in text
+    assert "L = (x Φ(x))^T (x Φ(x))" in text
+    assert "dx = 2 (x Φ(x)) ⊙ (Φ(x) + x φ(x))" in text
+    sizes.check_lines(d, fun, [x], {"x": x}, {"i": x.size})
+
+
+def test_a_sum_in_a_denominator_is_parenthesised() -> None:
+    from tests.test_derive_sizes import check_lines
+
+    b = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.25]])
+    fun = lambda b: ea.sum(b / (16 + b**2))  # noqa: E731
+    d = ea.derive(fun, b)
+    text = str(d)
+    assert "L = sum_ij b_ij / (16 + b_ij^2)" in text
+    assert "db_ij = (1 - 2 b_ij^2 / (16 + b_ij^2)) / (16 + b_ij^2)" in text
+    check_lines(d, fun, [b], {"b": b}, {"i": 2, "j": 3})
+    np.testing.assert_allclose(d.gradients["b"], (16 - b**2) / (16 + b**2) ** 2)

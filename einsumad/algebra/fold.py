@@ -55,6 +55,66 @@ DELTA = "δ"
 ONES = "1"
 
 
+def argument_only(template: str) -> bool:
+    """Whether ``{0}`` occurs in ``template`` only as a whole argument of a call, so a
+    compound value needs no parentheses there.
+
+    >>> argument_only("tanh({0})"), argument_only("max({0}, 0)"), argument_only("{0} Φ({0})")
+    (True, True, False)
+    """
+    return "{0}" in template and len(re.findall(r"[(,] ?\{0\}(?=[,)])", template)) == template.count("{0}")
+
+
+def fill(template: str, inner: str, grouped: str) -> str:
+    """``template`` with ``{0}`` as ``inner`` where it is a whole argument of a call, else ``grouped``.
+
+    >>> fill("{0} Φ({0})", "x + 1", "(x + 1)")
+    '(x + 1) Φ(x + 1)'
+    """
+    parts = re.split(r"(\{0\})", template)
+    out = []
+    for n, part in enumerate(parts):
+        if part != "{0}":
+            out.append(part.replace("{{", "{").replace("}}", "}"))
+            continue
+        before, after = parts[n - 1] if n else "", parts[n + 1] if n + 1 < len(parts) else ""
+        whole = bool(re.search(r"[(,] ?$", before)) and bool(re.match(r"[,)]", after))
+        out.append(inner if whole else grouped)
+    return "".join(out)
+
+
+def compound(text: str) -> bool:
+    """Whether ``text`` is a sum or a product at its top level (outside brackets).
+
+    >>> compound("x Φ(x)"), compound("Φ(x + 1)"), compound("-x")
+    (True, False, True)
+    """
+    return _needs_parentheses(text, False, 2)
+
+
+def _needs_parentheses(text: str, alone: bool, power: int | Fraction) -> bool:
+    """Whether a function's formula needs parentheses as a factor: a sum unless it stands
+    alone, a product under a power.
+
+    >>> _needs_parentheses("Φ(x) + x φ(x)", False, 1), _needs_parentheses("x Φ(x)", False, 1)
+    (True, False)
+    >>> _needs_parentheses("x Φ(x)", True, 2), _needs_parentheses("tanh(x + 1)", False, 2)
+    (True, False)
+    """
+    top, depth = [], 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0:
+            top.append(ch)
+    outer = "".join(top)
+    if re.search(r" [+\-] |^-", outer):
+        return not alone or power != 1
+    return " " in outer and power != 1
+
+
 def _is_call(text: str) -> bool:
     """Whether ``text`` is one function call, ``max(x, -1)``: an atom inside another formula.
 
@@ -814,13 +874,16 @@ class _Renderer:
             d = self.inline[f.name].with_indices(f.indices, avoid)
             inner = self.rhs(d)
             template = self.function(f.fn or "{0}")
-            if " " in inner and not re.search(r"\(\{0\}[,)]", template) and not _is_call(inner):
-                inner = f"\\left({inner}\\right)" if self.latex else f"({inner})"  # (x^2 + 1)^1.5
-            text = template.format(inner)
+            grouped = inner
+            if " " in inner and not _is_call(inner):
+                grouped = f"\\left({inner}\\right)" if self.latex else f"({inner})"  # (x^2 + 1)^1.5
+            text = fill(template, inner, grouped)
         else:
             text = self.indexed(f.name, f.indices)
             if f.fn is not None:
                 text = self.function(f.fn).format(text)
+        if (f.fn is not None or f.name in self.inline) and _needs_parentheses(text, alone, power):
+            text = f"\\left({text}\\right)" if self.latex else f"({text})"  # (Φ(x) + x φ(x)), (x Φ(x))^2
         if power != 1:
             text = f"{text}^{{{power}}}" if self.latex else f"{text}^{power}"
         return text
@@ -849,7 +912,10 @@ class _Renderer:
         if c.denominator != 1 and not decimal:
             denominators.append(str(c.denominator))
         if den:
-            denominators.append(self.product(den, avoid))
+            below_text = self.product(den, avoid)
+            if _needs_parentheses(below_text, False, 1):
+                below_text = f"\\left({below_text}\\right)" if self.latex else f"({below_text})"  # 1 / (16 + b^2)
+            denominators.append(below_text)
         if denominators:
             below = " ".join(denominators)
             if self.latex:

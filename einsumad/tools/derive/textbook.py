@@ -44,6 +44,8 @@ from ...algebra.fold import (
     add,
     cancel,
     common_factors,
+    compound,
+    fill,
     fold,
     latex_template,
     render,
@@ -698,13 +700,12 @@ class Textbook:
             if inner is None:
                 return None
             template = latex_template(self._fn_plain(f.fn)) if latex else self._fn_plain(f.fn)  # type: ignore[arg-type]
-            if " " in inner and not re.search(r"\(\{0\}[,)]", template):
-                inner = f"\\left({inner}\\right)" if latex else f"({inner})"  # (x ⊙ x + 1)^1.5
-            return template.format(inner)
+            grouped = f"\\left({inner}\\right)" if latex and " " in inner else f"({inner})" if " " in inner else inner
+            return _grouped(fill(template, inner, grouped), latex)  # (x ⊙ x + 1)^1.5
         base = self._name_latex(f.name) if latex else self._name_plain(f.name)
         if f.fn is not None:
             template = latex_template(self._fn_plain(f.fn)) if latex else self._fn_plain(f.fn)
-            return template.format(base)
+            return _grouped(template.format(base), latex)
         return base
 
     def _matrix(self, p: Poly, latex: bool) -> tuple[str | None, str | None]:
@@ -797,6 +798,13 @@ class Textbook:
             else:
                 text = f"{_number(c, latex)} {text}"
         return text, None
+
+
+def _grouped(text: str, latex: bool) -> str:
+    """A function's formula as one operand: ``(x Φ(x))``, ``(Φ(x) + x φ(x))``, ``tanh(x)``."""
+    if not compound(text):
+        return text
+    return f"\\left({text}\\right)" if latex else f"({text})"
 
 
 def _contract(subs: list[str], operands: list[np.ndarray], out: str) -> np.ndarray:
