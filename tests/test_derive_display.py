@@ -140,3 +140,25 @@ def test_a_sum_in_a_denominator_is_parenthesised() -> None:
     assert "db_ij = (1 - 2 b_ij^2 / (16 + b_ij^2)) / (16 + b_ij^2)" in text
     check_lines(d, fun, [b], {"b": b}, {"i": 2, "j": 3})
     np.testing.assert_allclose(d.gradients["b"], (16 - b**2) / (16 + b**2) ** 2)
+
+
+def test_a_number_times_the_ones_vector_is_not_glued_to_it() -> None:
+    from tests.test_derive_sizes import check_lines
+
+    W = np.array([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]])
+    x = np.array([0.2, -0.1, 0.3])
+    fun = lambda W, x: ea.sum(ea.tanh(16 + W @ x))  # noqa: E731
+    d = ea.derive(fun, W, x)
+    text = str(d)
+    assert "16·1 + z1" in text and "16 1" not in text
+    assert "tanh(16 + z1_i)" in text
+    assert "delta1 = tanh'(16·1 + z1)" in text
+    delta1 = 1 - np.tanh(16 + W @ x) ** 2
+    check_lines(d, fun, [W, x], {"W": W, "x": x, "z1": W @ x, "delta1": delta1}, {"i": 2, "j": 3})
+    (line,) = [ln for ln in d.textbook if ln.name == "delta1"]
+    assert line.verified is True
+    from tests.test_derive_sizes import evaluate
+
+    shown = evaluate(line.poly, {"z1": W @ x}, d._textbook.inline, {"i": 2, "j": 3})
+    np.testing.assert_allclose(shown, delta1)
+    np.testing.assert_allclose(d.gradients["x"], W.T @ delta1)

@@ -778,7 +778,10 @@ class Textbook:
                 if details.text is None:
                     return None, details.reason
                 ones = details.text.replace(latex_name("Zq0") if latex else "Zq0", "").strip()
-                return (ones if c == 1 else f"{text} {ones}"), None
+                if c == 1:
+                    return ones, None
+                # 16 \mathbf{1}; in plain text "16 1" would read as one number: 16·1
+                return (f"{text} {ones}" if latex else f"{text}·{ones}"), None
             return text, None
         placeholders = [f"Zq{n}" for n in range(len(names))]
         details = matrix_form_details(",".join(terms) + "->" + out, placeholders, latex=latex,
