@@ -466,3 +466,19 @@ def test_a_named_tuple_result_is_a_clear_error_and_its_tuple_compiles():
         ea.compile(lambda a: ea.slogdet(a))(a)
     sign, logabsdet = ea.compile(lambda a: tuple(ea.slogdet(a)))(a)
     assert (sign, logabsdet) == pytest.approx(np.linalg.slogdet(a))
+
+
+@pytest.mark.parametrize("name", ["np", "contract", "evaluate", "x", "inv"])
+def test_a_compiled_function_named_like_something_its_program_calls(name, rng):
+    """The generated ``def`` took the user's function name: ``def np(x)`` or
+    ``def inv(a): v0 = inv(a)`` shadowed what the body calls."""
+    a = rng.normal(size=(3, 3)) + 3 * np.eye(3)
+
+    def fun(x):
+        return ea.sum(ea.tanh(ea.inv(x)) * x)
+
+    fun.__name__ = name
+    compiled = ea.compile(ea.grad(fun))
+    np.testing.assert_allclose(compiled(a), ea.grad(fun)(a), rtol=1e-12)
+    np.testing.assert_allclose(compiled(a), numerical_gradient(lambda x: np.sum(np.tanh(np.linalg.inv(x)) * x), [a], 0),
+                               rtol=1e-6, atol=1e-8)

@@ -751,6 +751,9 @@ def emit(
             lines, structure, program, names, assigned, known, namespace, taken, fresh, kernel_names, input_arrays
         )
     lines.append(f"    return {structure}")
+    if name in namespace or name in taken or name in arg_names:  # ``def inv(a): v0 = inv(a)`` would call itself
+        name = fresh(name + "_")
+        lines[0] = f"def {name}({', '.join(arg_names)}):"
     parts = _in_parts(lines, taken - set(namespace), fresh)
     source = Source("\n\n\n".join("\n".join(part) for part in parts))
     source.namespace = namespace
