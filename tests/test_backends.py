@@ -349,3 +349,16 @@ def test_cupy_arrays_stay_on_the_gpu():
         assert isinstance(g, cupy.ndarray)
         numeric = numerical_gradient(lambda *a: mlp_loss(*a), [W0, X0], k)
         np.testing.assert_allclose(to_numpy(g), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_astype_with_a_numpy_dtype_converts_in_the_operands_library(backend):
+    """``x.astype(np.float32)`` on a torch or array-API array: the library's float32
+    (torch raised "to() received an invalid combination"; array-api-strict an AttributeError)."""
+    x = np.array([0.5, 1.5, -2.0])
+
+    def loss(z):
+        return ea.sum(z.astype(np.float32).astype("float64") ** 2) + ea.sum(z.astype(np.int64).astype(np.float64))
+
+    g = ea.grad(loss)(backend(x))
+    assert backend.owns(g)
+    np.testing.assert_array_equal(to_numpy(g), 2 * x)  # the cast to float32 is exact here; the int cast is a step

@@ -88,3 +88,17 @@ def test_item_on_a_traced_value_raises_the_clear_error():
         ea.grad(lambda x: float(x.sum()))(np.ones(2))
     # the way out the error names: convert a stop_gradient'ed value
     assert ea.grad(lambda x: ea.sum(x) * ea.stop_gradient(x).sum().item())(np.ones(2)).tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, bool, "int32"])
+def test_astype_to_integers_is_a_step_with_no_derivative(dtype):
+    """A cast to integers was differentiated as the identity (gradient 1); finite
+    differences of the step function give 0, as for ea.floor."""
+    x = np.array([0.5, 1.7, -2.2])
+    grad = ea.grad(lambda z: ea.sum(z.astype(dtype) * 1.0))(x)
+    fd = numerical_gradient(lambda z: np.sum(z.astype(dtype) * 1.0), [x], 0)
+    np.testing.assert_array_equal(grad, fd)
+    np.testing.assert_array_equal(grad, np.zeros(3))
+    value, tangent = ea.jvp(lambda z: z.astype(dtype), (x,), (np.ones(3),))
+    np.testing.assert_array_equal(value, x.astype(dtype))
+    assert not np.any(tangent)

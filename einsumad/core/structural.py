@@ -25,11 +25,13 @@ import numpy as np
 from .arrays import array_namespace, dense, dtype_kind, is_numpy, ndim, zeros
 from .arrays import dtype as _dtype
 from .arrays import shape as _shape
+from .elementwise import Elementwise
 from .linear import Linear
 from .primitive import Primitive
+from .tape import unbox
 
 __all__ = [
-    "reshape_p", "getitem_p", "scatter_add_p", "stack_p", "concatenate_p", "astype_p", "real_p",
+    "reshape_p", "getitem_p", "scatter_add_p", "stack_p", "concatenate_p", "astype_p", "astype_step_p", "real_p",
     "index_source", "block_index",
 ]
 
@@ -283,11 +285,17 @@ def _astype_impl(x: Any, dtype: Any) -> Any:
     x = dense(x)
     if is_numpy(x):
         return np.asarray(x).astype(dtype, copy=False)
-    return array_namespace(x).astype(x, dtype)
+    xp = array_namespace(x)
+    if isinstance(dtype, (str, type, np.dtype)):  # a NumPy dtype: the library's dtype of that name
+        dtype = getattr(xp, np.dtype(dtype).name)
+    return xp.astype(x, dtype)
 
 
 def _astype_transpose(k: int, g: Any, ans: Any, x: Any, dtype: Any) -> Any:
     target = _dtype(x)
+    if dtype_kind(target) in "iub":  # integers carry no derivative: a zero cotangent, in g's dtype
+        value = unbox(g)  # the zeros are a constant, in g's dtype and library
+        return zeros(_shape(x), _dtype(value), like=value)
     if dtype_kind(target) != "c" and dtype_kind(_dtype(g)) == "c":
         g = real_p(g)
     return astype_p(g, dtype=target)
@@ -305,6 +313,16 @@ astype_p: Primitive = Primitive(
         _astype_transpose,
         describe="convert back",
     ),
+    source=_astype_source,
+)
+
+
+# A conversion to integers or booleans is a step function (as floor is): declared
+# elementwise with derivative 0, so no derivative flows through it in either mode.
+astype_step_p: Primitive = Primitive(
+    _astype_impl,
+    name="astype",
+    declaration=Elementwise((lambda ans, x, dtype: 0,)),
     source=_astype_source,
 )
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import dtype_kind
 from ..core.arrays import ndim as _ndim
-from ..core.structural import astype_p
+from ..core.structural import astype_p, astype_step_p
 from ..core.tape import Tensor
 from . import arith as m
 from . import compare as c
@@ -78,9 +79,21 @@ _OPERATORS: dict[str, Any] = {
 
 
 def _astype(self: Tensor, dtype: Any, copy: bool = True) -> Any:
-    """``x.astype(dtype)``: a conversion whose transpose converts the cotangent back."""
-    dtype = np.dtype(dtype)
-    return self if dtype == self.dtype else astype_p(self, dtype=dtype)
+    """``x.astype(dtype)``: a conversion whose transpose converts the cotangent back.
+    A conversion to integers or booleans is a step function: no derivative flows
+    through it (as through ``ea.floor``)."""
+    if isinstance(dtype, (str, type, np.dtype)):
+        dtype = np.dtype(dtype)
+    current = self.dtype
+    if isinstance(dtype, np.dtype) and not isinstance(current, np.dtype):  # another library's dtype: by name
+        same = dtype.name == str(current).rsplit(".", 1)[-1]
+    else:
+        same = dtype == current
+    if same:
+        return self
+    if dtype_kind(dtype) in "iub":
+        return astype_step_p(self, dtype=dtype)
+    return astype_p(self, dtype=dtype)
 
 
 def _squeeze(self: Tensor, axis: Any = None) -> Any:
