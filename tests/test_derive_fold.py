@@ -110,3 +110,22 @@ def test_fold_term_gives_up_after_its_step_bound() -> None:
     assert FOLD_STEPS > 0
 
 
+
+@pytest.mark.parametrize("wrt", [None, "z"])
+def test_complex_argument_is_refused_with_what_to_use(wrt: str | None) -> None:
+    z = np.array([1 + 2j, 3 - 1j])
+    with pytest.raises(TypeError, match=r"argument 'z' is complex .*ea\.grad.*ea\.check_grads"):
+        ea.derive(lambda z: ea.sum(ea.real(z * z)), z, wrt=wrt)
+    # what the message suggests works: grad is conj(dL/da + i dL/db), by central differences in a and b
+    g = ea.grad(lambda z: ea.sum(ea.real(z * z)))(z)
+    loss = lambda z: np.sum(np.real(z * z))  # noqa: E731
+    h, eye = 1e-6, np.eye(len(z))
+    da = np.array([(loss(z + h * e) - loss(z - h * e)) / (2 * h) for e in eye])
+    db = np.array([(loss(z + 1j * h * e) - loss(z - 1j * h * e)) / (2 * h) for e in eye])
+    np.testing.assert_allclose(g, np.conj(da + 1j * db), rtol=1e-6)
+
+
+def test_complex_constant_argument_is_refused() -> None:
+    x, z = np.array([1.0, 2.0]), np.array([1 + 2j, 3 - 1j])
+    with pytest.raises(TypeError, match="argument 'z' is complex"):
+        ea.derive(lambda x, z: ea.sum(ea.real(z * x)), x, z)
