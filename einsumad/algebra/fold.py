@@ -582,7 +582,9 @@ def fold(p: Poly, name: str, definition: Poly) -> Poly:
     """
     if len(definition.terms) != 1:
         return p
-    (d,) = definition.terms
+    # Equal factors merged (``x x`` is ``x^2``, as a size-1 axis dropped from
+    # ``x_ij x_ij`` leaves it): a match then takes whole powers, never half of one.
+    d = _merge_powers(definition.terms[0])
     if set(d.indices) - set(definition.indices) or not d.factors:
         return p
     out: list[Term] = []
@@ -591,8 +593,19 @@ def fold(p: Poly, name: str, definition: Poly) -> Poly:
     return simplify(Poly(p.indices, tuple(out), p.target))
 
 
+FOLD_STEPS = 64
+"""The most rewrites :func:`_fold_term` makes in one term before it gives up folding it."""
+
+
 def _fold_term(t: Term, name: str, free: tuple[str, ...], d: Term) -> Term:
-    while True:
+    """``t`` with each ``d^k`` it holds replaced by ``name^k``.
+
+    Each rewrite removes whole powers of ``d``'s factors, so the term's degree
+    in them falls and the loop ends; should it not within :data:`FOLD_STEPS`
+    rewrites, the term comes back unfolded (the same value, written longer).
+    """
+    start = t = _merge_powers(t)
+    for _ in range(FOLD_STEPS):
         match = _find(t, free, d)
         if match is None:
             return t
@@ -603,7 +616,8 @@ def _fold_term(t: Term, name: str, free: tuple[str, ...], d: Term) -> Term:
             remaining[key] -= k * f.power
         factors = [Factor(n, idx, pw, fn) for (n, fn, idx), pw in remaining.items() if pw]
         factors.append(Factor(name, tuple(mapping[i] for i in free), k))
-        t = Term(t.coef / (d.coef ** k), tuple(factors))
+        t = _merge_powers(Term(t.coef / (d.coef ** k), tuple(factors)))
+    return start
 
 
 def _find(t: Term, free: tuple[str, ...], d: Term) -> tuple[dict[str, str], int] | None:

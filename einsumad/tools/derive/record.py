@@ -166,7 +166,24 @@ def _call_capturing_locals(fun: Callable, args: Sequence[Any]) -> tuple[Any, dic
     return out, captured
 
 
+def _reject_complex(names: list[str], args: Sequence[Any]) -> None:
+    """derive writes real derivations: a complex argument (differentiated or not) is refused."""
+    for name, a in zip(names, args):
+        value = a.value if isinstance(a, Tensor) else a
+        try:
+            dtype = np.asarray(value).dtype
+        except Exception:  # an object NumPy cannot read is left to the trace
+            continue
+        if np.issubdtype(dtype, np.complexfloating):
+            raise TypeError(
+                f"derive: argument {name!r} is complex ({dtype}); derive shows real derivations and "
+                "does not support complex arguments. For complex numbers use ea.grad (or ea.vjp) for the "
+                "gradient and ea.check_grads to check it."
+            )
+
+
 def _wrt_positions(wrt: Any, names: list[str], args: Sequence[Any]) -> set[int]:
+    _reject_complex(names, args)
     floating = {i for i, a in enumerate(args)
                 if isinstance(a, Tensor) or np.issubdtype(np.asarray(a).dtype, np.floating)}
     if wrt is None:
