@@ -310,3 +310,34 @@ def test_complex64_stays_complex64_and_real_parameters_get_real_gradients(rng):
     assert gz.dtype == np.complex64 and gw.dtype == np.float32
     s = np.sum(z * w)
     np.testing.assert_allclose(gw, np.real(np.conj(s) * z) / np.abs(s), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- ops defined for real numbers only
+
+
+@pytest.mark.parametrize(
+    "op", [ea.erf, ea.gelu, lambda z: ea.gelu(z, approximate="tanh"), ea.softplus, ea.sigmoid, ea.silu,
+           ea.log_sigmoid, lambda z: ea.logaddexp(z, 1.0), lambda z: ea.logaddexp(1.0, z)],
+)
+def test_a_real_only_op_refuses_a_complex_operand(op):
+    """These ops' stable real formulas dropped or mangled the imaginary part
+    (erf(0.3+0.4j) gave 0.3286; the true value is 0.382+0.431j)."""
+    with pytest.raises(TypeError, match="real numbers only"):
+        op(np.array([0.3 + 0.4j]))
+
+
+@pytest.mark.parametrize("op", [ea.eigh, ea.cholesky])
+def test_eigh_and_cholesky_refuse_a_hermitian_matrix(op):
+    with pytest.raises(TypeError, match="conjugate transpose"):
+        op(np.array([[2.0, 1j], [-1j, 3.0]]))
+
+
+def test_the_tangent_of_log_abs_det_of_a_complex_matrix_is_real(rng):
+    """d log|det A| = Re tr(A⁻¹ dA): the JVP returned the complex trace."""
+    A = rng.normal(size=(3, 3)) + 1j * rng.normal(size=(3, 3)) + 3 * np.eye(3)
+    E = rng.normal(size=(3, 3)) + 1j * rng.normal(size=(3, 3))
+    _, tangent = ea.jvp(lambda a: ea.slogdet(a)[1], (A,), (E,))
+    h = 1e-6
+    fd = (np.linalg.slogdet(A + h * E)[1] - np.linalg.slogdet(A - h * E)[1]) / (2 * h)
+    assert not np.iscomplexobj(tangent)
+    np.testing.assert_allclose(tangent, fd, rtol=1e-6)

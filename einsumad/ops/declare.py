@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.arrays import is_complex
 from ..core.delta import KroneckerDelta
 from ..core.elementwise import Elementwise
 from ..core.primitive import Notation, Primitive
@@ -34,6 +35,18 @@ def dense(x: Any) -> Any:
     cumulative sum) call this first; einsums contract the delta by relabelling.
     """
     return x.materialize() if isinstance(x, KroneckerDelta) else x
+
+
+def real_only(name: str, *args: Any) -> None:
+    """Refuse complex operands of an op defined (and stabilised) for real numbers only:
+    its real formula would silently drop or mangle the imaginary part."""
+    for x in args:
+        if is_complex(x):
+            raise TypeError(
+                f"ea.{name} is defined here for real numbers only; it got a complex operand "
+                f"(its real formula would silently be wrong). Apply it to ea.real(z) or "
+                f"ea.imag(z) if that is what you mean."
+            )
 
 
 def unary(

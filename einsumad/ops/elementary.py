@@ -34,7 +34,7 @@ from ..core.arrays import device
 from ..core.backend import array_namespace
 from ..core.tape import register_numpy_equivalent
 from .arith import add, negative, reciprocal, sqrt, square, subtract
-from .declare import binary, unary
+from .declare import binary, real_only, unary
 from .functions import sigmoid
 
 __all__ = [
@@ -129,6 +129,7 @@ def logaddexp(x: Any, y: Any) -> Any:
     >>> ea.grad(lambda x: ea.sum(ea.logaddexp(x, 0.0)))(np.array([0.0, 1e3, -1e3]))
     array([0.5, 1. , 0. ])
     """
+    real_only("logaddexp", x, y)
     return logaddexp_p(x, y)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..core.arrays import dispatch
 from .arith import multiply, negative, subtract
 from .compare import step
-from .declare import unary
+from .declare import real_only, unary
 
 __all__ = ["tanh", "sigmoid", "sin", "cos", "relu"]
 
@@ -61,6 +61,7 @@ def tanh(x: Any) -> Any:
 
 def sigmoid(x: Any) -> Any:
     """Elementwise logistic ``1/(1+e**-x)``; ``f'(x) = s(x)(1 - s(x))``."""
+    real_only("sigmoid", x)
     return sigmoid_p(x)
 
 

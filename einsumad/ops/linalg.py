@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.arrays import device
+from ..core.arrays import device, is_complex
 from ..core.arrays import ndim as _ndim
 from ..core.arrays import shape as _shape
 from ..core.backend import array_namespace
@@ -52,6 +52,7 @@ from ..core.structural import getitem_p, reshape_p
 from ..core.tape import register_numpy_equivalent, unbox
 from .arith import add, negative, reciprocal, sqrt, square
 from .compare import greater, not_equal
+from .complex import real
 from .declare import dense
 from .einsum import einsum, multiply, normalize_axes
 from .einsum import sum as total
@@ -79,6 +80,22 @@ def _square(a: Any, name: str) -> int:
             f"ea.{name}: last 2 dimensions of the array must be square; got shape {shape}"
         )
     return shape[-1]
+
+
+def _real_part(x: Any) -> Any:
+    """The real part of a complex value (log|det A| is real: its tangent is Re tr(A⁻¹ Ȧ))."""
+    return real(x) if is_complex(x) else x
+
+
+def _real_only(a: Any, name: str) -> None:
+    """Refuse a complex matrix where the rules are written for real symmetric ones
+    (a Hermitian matrix needs conjugate transposes, which they do not take)."""
+    if is_complex(a):
+        raise TypeError(
+            f"ea.{name} takes real symmetric matrices; a complex (Hermitian) matrix is not "
+            f"supported: its derivative rules transpose where a Hermitian matrix needs the "
+            f"conjugate transpose, so they would be silently wrong"
+        )
 
 
 def _mT(x: Any) -> Any:
@@ -245,7 +262,7 @@ logabsdet_p = Primitive(
     name="logabsdet",
     declaration=General(
         {0: lambda g, ans, a: einsum_of("...,...ji->...ij")(g, inv_p(a))},
-        {0: lambda t, ans, a: einsum_of("...ij,...ji->...")(inv_p(a), t)},
+        {0: lambda t, ans, a: _real_part(einsum_of("...ij,...ji->...")(inv_p(a), t))},  # Re tr(A⁻¹ Ȧ)
         notation=Notation("logabsdet", forward="log|det({0})|", vjp=("{g} {0}^-T",)),
     ),
     source="{xp}.linalg.slogdet({0})[1]",
@@ -352,6 +369,7 @@ def cholesky(a: Any) -> Any:
            [1., 1.]])
     """
     _square(a, "cholesky")
+    _real_only(a, "cholesky")
     return cholesky_p(a)
 
 
@@ -440,6 +458,7 @@ def eigh(a: Any) -> EighResult:
            [0.5, 0.5]])
     """
     _square(a, "eigh")
+    _real_only(a, "eigh")
     packed = eigh_p(a)
     w, v = _unpack(packed)
     return EighResult(w, v)

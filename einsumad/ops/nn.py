@@ -24,7 +24,7 @@ from typing import Any
 from ..core.arrays import ndim as _ndim
 from ..core.backend import array_namespace
 from .arith import add, exp, negative, reciprocal, sqrt, square, subtract
-from .declare import unary
+from .declare import real_only, unary
 from .einsum import mean, multiply, normalize_axes
 from .functions import sigmoid, tanh
 from .select import clip
@@ -90,6 +90,7 @@ def softplus(x: Any) -> Any:
     >>> ea.grad(lambda z: ea.sum(ea.softplus(z)))(np.array([800.0, 0.0]))
     array([1. , 0.5])
     """
+    real_only("softplus", x)
     return softplus_p(x)
 
 
@@ -102,6 +103,7 @@ def log_sigmoid(x: Any) -> Any:
     >>> ea.log_sigmoid(np.array([-1e4, 1e4]))
     array([-10000.,      0.])
     """
+    real_only("log_sigmoid", x)
     return log_sigmoid_p(x)
 
 
@@ -114,6 +116,7 @@ def silu(x: Any) -> Any:
     >>> ea.grad(lambda x: ea.sum(ea.silu(x)))(np.array([0.0, 1e4, -1e4]))
     array([0.5, 1. , 0. ])
     """
+    real_only("silu", x)
     return silu_p(x)
 
 
@@ -197,6 +200,7 @@ def gelu(x: Any, approximate: str = "none") -> Any:
     >>> ea.grad(lambda x: ea.sum(ea.gelu(x, approximate="tanh")))(np.array([0.0]))
     array([0.5])
     """
+    real_only("gelu", x)
     if approximate == "none":
         return gelu_p(x)
     if approximate == "tanh":

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.backend import array_namespace
 from .arith import exp, negative, square
-from .declare import unary
+from .declare import real_only, unary
 from .einsum import multiply
 
 __all__ = ["erf"]
@@ -143,4 +143,5 @@ def erf(x: Any) -> Any:
     >>> ea.grad(lambda x: ea.sum(ea.erf(x)))(np.array([0.0]))   # 2/sqrt(pi)
     array([1.12837917])
     """
+    real_only("erf", x)
     return erf_p(x)
