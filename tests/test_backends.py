@@ -362,3 +362,13 @@ def test_astype_with_a_numpy_dtype_converts_in_the_operands_library(backend):
     g = ea.grad(loss)(backend(x))
     assert backend.owns(g)
     np.testing.assert_array_equal(to_numpy(g), 2 * x)  # the cast to float32 is exact here; the int cast is a step
+
+
+@pytest.mark.parametrize("op", [ea.det, ea.slogdet, ea.eigh])
+def test_a_linalg_function_dask_lacks_is_a_clear_error(op):
+    """array_api_compat's Dask namespace has no det, slogdet or eigh: an einsumad error
+    that names the function, not a bare AttributeError from inside the namespace."""
+    dask_array = _dask()
+    a = dask_array.from_array(np.eye(3) * 2.0, chunks=3)
+    with pytest.raises(TypeError, match=f"ea.{op.__name__}: .*has no linalg.{op.__name__}"):
+        op(a)

@@ -82,6 +82,20 @@ def _square(a: Any, name: str) -> int:
     return shape[-1]
 
 
+def _linalg(a: Any, name: str, xp: Any = None) -> Any:
+    """``xp.linalg.<name>`` of ``a``'s library, or a clear error where it has none
+    (Dask's array namespace has no ``det``, ``slogdet`` or ``eigh``)."""
+    xp = array_namespace(a) if xp is None else xp
+    function = getattr(getattr(xp, "linalg", None), name, None)
+    if function is None:
+        library = getattr(xp, "__name__", type(a).__module__)
+        raise TypeError(
+            f"ea.{name}: the arrays' library ({library}) has no linalg.{name}; compute it on "
+            "NumPy arrays (for Dask: on a computed block, e.g. a.compute())"
+        )
+    return function
+
+
 def _real_part(x: Any) -> Any:
     """The real part of a complex value (log|det A| is real: its tangent is Re tr(A⁻¹ Ȧ))."""
     return real(x) if is_complex(x) else x
@@ -122,7 +136,7 @@ def _inv_jvp(t: Any, ans: Any, a: Any) -> Any:
 
 
 inv_p = Primitive(
-    lambda a: array_namespace(a).linalg.inv(a),
+    lambda a: _linalg(a, "inv")(a),
     name="inv",
     declaration=General(
         {0: _inv_vjp}, {0: _inv_jvp},
@@ -167,7 +181,7 @@ def _solve_impl(a: Any, b: Any) -> Any:
         a = xp.reshape(a, (1,) * (b.ndim - a.ndim) + tuple(a.shape))
     elif b.ndim < a.ndim:
         b = xp.reshape(b, (1,) * (a.ndim - b.ndim) + tuple(b.shape))
-    return xp.linalg.solve(a, b)
+    return _linalg(a, "solve", xp)(a, b)
 
 
 def _adjoint_solve(g: Any, a: Any) -> Any:
@@ -248,7 +262,7 @@ def solve(a: Any, b: Any) -> Any:
 
 
 det_p = Primitive(
-    lambda a: array_namespace(a).linalg.det(a),
+    lambda a: _linalg(a, "det")(a),
     name="det",
     declaration=General(
         {0: lambda g, ans, a: einsum_of("...,...,...ji->...ij")(g, ans, inv_p(a))},
@@ -258,7 +272,7 @@ det_p = Primitive(
     source="{xp}.linalg.det({0})",
 )
 logabsdet_p = Primitive(
-    lambda a: array_namespace(a).linalg.slogdet(a)[1],
+    lambda a: _linalg(a, "slogdet")(a)[1],
     name="logabsdet",
     declaration=General(
         {0: lambda g, ans, a: einsum_of("...,...ji->...ij")(g, inv_p(a))},
@@ -267,7 +281,7 @@ logabsdet_p = Primitive(
     ),
     source="{xp}.linalg.slogdet({0})[1]",
 )
-det_sign = nondifferentiable(lambda a: array_namespace(a).linalg.slogdet(a)[0], "det_sign",
+det_sign = nondifferentiable(lambda a: _linalg(a, "slogdet")(a)[0], "det_sign",
                              source="np.linalg.slogdet({0})[0]")
 
 
@@ -341,7 +355,7 @@ def _cholesky_jvp(t: Any, ans: Any, a: Any) -> Any:
 
 
 cholesky_p = Primitive(
-    lambda a: array_namespace(a).linalg.cholesky(a),
+    lambda a: _linalg(a, "cholesky")(a),
     name="cholesky",
     declaration=General(
         {0: _cholesky_vjp}, {0: _cholesky_jvp},
@@ -382,7 +396,7 @@ def cholesky(a: Any) -> Any:
 
 def _eigh_impl(a: Any) -> Any:
     xp = array_namespace(a)
-    w, v = xp.linalg.eigh(a)
+    w, v = _linalg(a, "eigh", xp)(a)
     return xp.concat([xp.expand_dims(w, axis=-2), v], axis=-2)
 
 
