@@ -82,3 +82,31 @@ def test_jacrev_of_complex_input_and_real_to_real_still_work():
     np.testing.assert_allclose(ea.jacrev(lambda x: ea.exp(x) * 2.0)(s), np.diag(2 * np.exp(s)))
     z = s.astype(complex)
     np.testing.assert_allclose(ea.jacfwd(lambda x: C * x)(z), np.diag(C))
+
+
+# ------------------------------------------------- 3. small-integer reductions accumulate as NumPy
+
+SMALL_INTEGERS = [
+    np.int8([100, 100, -3]),
+    np.int8([[100, -100], [100, 100]]),
+    np.int16([300, 400, 250]),
+    np.int32([2**30, 2**30]),
+    np.uint8([200, 100, 7]),
+    np.uint16([60000, 60000]),
+    np.array([True, True, False]),
+]
+
+
+@pytest.mark.parametrize("x", SMALL_INTEGERS, ids=lambda x: f"{x.dtype}{x.shape}")
+@pytest.mark.parametrize("name, truth", [("sum", np.sum), ("prod", np.prod), ("mean", np.mean), ("norm", np.linalg.norm), ("var", np.var)])
+@pytest.mark.parametrize("axis", [None, 0])
+def test_small_integer_reduction_matches_numpy(x, name, truth, axis):
+    expected = truth(x, axis=axis)
+    got = np.asarray(getattr(ea, name)(x, axis=axis))
+    assert got.dtype == np.asarray(expected).dtype
+    np.testing.assert_array_equal(got, expected) if got.dtype.kind in "iu" else np.testing.assert_allclose(got, expected)
+
+
+def test_empty_small_integer_product_is_int64():
+    got = np.asarray(ea.prod(np.int8([])))
+    assert got.dtype == np.prod(np.int8([])).dtype and got == 1

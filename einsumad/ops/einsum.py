@@ -22,6 +22,7 @@ from ..algebra import swap as algebra
 from ..algebra.errors import EinsumError
 from ..algebra.subscripts import Spec, checked_sizes, fresh_symbols, from_sublists, parse, resolve
 from ..core.arrays import array_namespace, asarray, is_numpy
+from ..core.arrays import dtype as _array_dtype
 from ..core.arrays import ndim as _ndim
 from ..core.arrays import shape as _shape
 from ..core.backend import contraction_path
@@ -320,11 +321,31 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     array([3., 3.])
     """
     shape = _shape(x)
+    x = accumulated(x)
     return einsum_p(x, spec=_sum_spec(shape, normalize_axes(axis, len(shape)), bool(keepdims)))
 
 
+def accumulated(x: Any, floating: bool = False) -> Any:
+    """``x`` in the dtype NumPy accumulates a reduction of it in: booleans and signed
+    integers narrower than int64 as int64, unsigned ones as uint64 (``numpy.sum``,
+    ``numpy.prod``: ``sum(int8([100, 100]))`` is 200, not -56), or float64 for any
+    integer or boolean when ``floating`` (``numpy.mean``, ``numpy.linalg.norm``).
+
+    >>> accumulated(np.int8([100, 100])).dtype, accumulated(np.uint8([1]), floating=True).dtype
+    (dtype('int64'), dtype('float64'))
+    """
+    d = _array_dtype(x)
+    if not isinstance(d, np.dtype) or d.kind not in "biu":
+        return x
+    target = np.dtype("float64" if floating else "uint64" if d.kind == "u" else "int64")
+    if d == target:
+        return x
+    return astype_p(x if isinstance(x, Tensor) else np.asarray(x), dtype=target)
+
+
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Mean over ``axis``: the sum times ``1/n``."""
+    """Mean over ``axis``: the sum times ``1/n`` (of an integer array in float64, as NumPy)."""
+    x = accumulated(x, floating=True)
     shape = _shape(x)
     axes = normalize_axes(axis, len(shape))
     count = int(np.prod([shape[a] for a in axes], dtype=np.int64))

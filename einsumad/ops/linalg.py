@@ -53,7 +53,7 @@ from ..core.tape import register_numpy_equivalent, unbox
 from .arith import add, negative, reciprocal, sqrt, square
 from .compare import greater, not_equal
 from .declare import dense
-from .einsum import einsum, multiply, normalize_axes
+from .einsum import accumulated, einsum, multiply, normalize_axes
 from .einsum import sum as total
 from .select import where
 from .shape import concatenate
@@ -485,6 +485,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
             f"(ord=None or 'fro'); got ord={ord!r} for {'a vector' if vector else 'matrices'} "
             "(write other norms with ops, e.g. ea.sum(ea.abs(x) ** p) ** (1 / p))"
         )
+    x = accumulated(x, floating=True)  # integers as float64, as NumPy: no overflow in x²
     squares = total(square(x), axis=axes, keepdims=bool(keepdims))
     positive = greater(squares, 0)
     return where(positive, sqrt(where(positive, squares, 1.0)), 0.0)
