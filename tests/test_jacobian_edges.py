@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import einsumad as ea
-from tests.numeric import numerical_jacobian
+from tests.numeric import numerical_gradient, numerical_jacobian
 
 # ------------------------------------------------- 1. every output axis of size 1, reverse mode
 
@@ -110,3 +110,44 @@ def test_small_integer_reduction_matches_numpy(x, name, truth, axis):
 def test_empty_small_integer_product_is_int64():
     got = np.asarray(ea.prod(np.int8([])))
     assert got.dtype == np.prod(np.int8([])).dtype and got == 1
+
+
+# ------------------------------------------------- 4. trace of non-square matrices, as numpy.linalg.trace
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3, 2), (1, 4), (2, 4, 3), (3, 3)])
+def test_trace_of_non_square_matches_numpy_and_finite_differences(shape):
+    a = np.random.default_rng(2).normal(size=shape)
+    np.testing.assert_allclose(ea.trace(a), np.linalg.trace(a))
+    weights = np.arange(1.0, 1.0 + np.prod(shape[:-2], dtype=int)).reshape(shape[:-2])
+    loss = lambda m: np.sum(weights * np.linalg.trace(m) ** 2)  # noqa: E731
+    got = ea.grad(lambda m: ea.sum(weights * ea.trace(m) ** 2))(a)
+    np.testing.assert_allclose(got, numerical_gradient(loss, [a], 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ea.jacfwd(ea.trace)(a), numerical_jacobian(np.linalg.trace, [a], 0), atol=1e-8)
+
+
+def test_trace_of_vector_is_refused():
+    with pytest.raises(ValueError, match="two-dimensional"):
+        ea.trace(np.ones(3))
+
+
+# ------------------------------------------------- 5. logaddexp at equal infinities
+
+
+@pytest.mark.parametrize("inf", [-np.inf, np.inf])
+def test_logaddexp_gradient_at_equal_infinities_is_one_half_each(inf):
+    assert ea.logaddexp(inf, inf) == np.logaddexp(inf, inf)
+    gx, gy = ea.grad(lambda x, y: ea.logaddexp(x, y), argnums=(0, 1))(inf, inf)
+    assert gx == 0.5 and gy == 0.5  # JAX's value: σ(0)
+    _, tangent = ea.jvp(lambda x: ea.logaddexp(x, inf), (np.array(inf),), (np.array(1.0),))
+    assert tangent == 0.5
+
+
+def test_logaddexp_derivatives_elsewhere_still_match_closed_form():
+    # equal finite arguments keep their second derivative σ(0)(1 - σ(0)) = 1/4
+    x = np.array([0.0, 1.0, -np.inf, 3.0])
+    y = np.array([0.0, 1.0, 0.0, -2.0])
+    sig = 1 / (1 + np.exp(-(x - y)))
+    np.testing.assert_allclose(ea.grad(lambda v: ea.sum(ea.logaddexp(v, y)))(x), sig)
+    hess = ea.hessian(lambda v: ea.sum(ea.logaddexp(v, y)))(x)
+    np.testing.assert_allclose(hess, np.diag(sig * (1 - sig)), atol=1e-15)
