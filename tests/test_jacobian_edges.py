@@ -151,3 +151,19 @@ def test_logaddexp_derivatives_elsewhere_still_match_closed_form():
     np.testing.assert_allclose(ea.grad(lambda v: ea.sum(ea.logaddexp(v, y)))(x), sig)
     hess = ea.hessian(lambda v: ea.sum(ea.logaddexp(v, y)))(x)
     np.testing.assert_allclose(hess, np.diag(sig * (1 - sig)), atol=1e-15)
+
+
+# ------------------------------------------------- 6. torch operands of different float dtypes
+
+
+def test_einsum_of_torch_float32_and_float64_promotes_as_numpy():
+    torch = pytest.importorskip(
+        "torch", reason="PyTorch is not installed (pip install 'einsumad[backends]'); nothing installed here"
+    )
+    pytest.importorskip("array_api_compat", reason="array-api-compat is not installed (pip install 'einsumad[backends]')")
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
+    got = ea.einsum("ij,jk->ik", torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float64))
+    assert got.dtype == torch.float64
+    expected = np.einsum("ij,jk->ik", a.astype(np.float32), b)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)

@@ -56,13 +56,14 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
         if all(o.dtype == operands[0].dtype for o in operands):
             return list(operands)
     arrays = [unbox(o) for o in operands if not isinstance(o, (list, tuple))]
-    if array_namespace(*arrays) is not np:
+    xp = array_namespace(*arrays)
+    if xp is not np:
         like = next(a for a in arrays if not is_numpy(a))
-        return [
+        return _promoted_foreign(xp, [
             asarray(o, like=like) if isinstance(o, (list, tuple))
             else o.item() if isinstance(o, np.generic) else o
             for o in operands
-        ]
+        ])
     if all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
         dtypes = [np.result_type(unbox(o)) for o in operands]
         if all(d == dtypes[0] for d in dtypes):
@@ -81,6 +82,24 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
         else:
             out.append(o)
     return out
+
+
+def _promoted_foreign(xp: Any, operands: list[Any]) -> list[Any]:
+    """Another library's arrays of different dtypes cast to their common dtype, as NumPy
+    casts its operands (PyTorch's einsum refuses float32 beside float64); numbers stay."""
+    arrays = [o for o in operands if not isinstance(o, (int, float, complex))]
+    dtypes = [_array_dtype(o) for o in arrays]
+    if all(d == dtypes[0] for d in dtypes):
+        return operands
+    try:
+        target = xp.result_type(*[unbox(o) for o in arrays])
+    except Exception as error:  # a library without the standard's n-ary result_type, or no common dtype
+        raise TypeError(
+            f"einsum: operands of dtypes {', '.join(str(d) for d in dtypes)} have no common dtype "
+            f"in {getattr(xp, '__name__', xp)} ({error}); cast them to one dtype first"
+        ) from error
+    return [o if isinstance(o, (int, float, complex)) or _array_dtype(o) == target else astype_p(o, dtype=target)
+            for o in operands]
 
 
 def parse_call(
