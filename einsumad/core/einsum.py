@@ -110,6 +110,7 @@ def _without_broadcast(spec: Spec, k: int, operands: tuple) -> Any:
         axes = tuple(a for a, (n, step) in enumerate(zip(x.shape, x.strides)) if step == 0 and n > 1)
         if not axes:
             return None
+    spec = _batch_sizes_read(spec, operands)
     reduced, factor, without = _constant_axes_dropped(spec, k, axes)
     rest = operands[:k] + operands[k + 1 :]
     if len(axes) == x.ndim:
@@ -129,6 +130,23 @@ def _without_broadcast(spec: Spec, k: int, operands: tuple) -> Any:
         if factor != 1:
             core = np.asarray(core * factor, dtype=x.dtype)
     return contract(reduced, *operands[:k], core, *operands[k + 1 :])
+
+
+def _batch_sizes_read(spec: Spec, operands: tuple) -> Spec:
+    """``spec`` with the sizes it leaves to evaluation time (-1, the batch letters of a
+    stacked cotangent) read from the operands' shapes: dropping the operand that carries
+    such a letter (all of its axes constant) must not lose the letter's size."""
+    unknown = {s for s, n in spec.sizes if n == -1}
+    if not unknown:
+        return spec
+    sizes = dict(spec.sizes)
+    for term, operand in zip(spec.inputs, operands):
+        if isinstance(operand, (int, float, complex)):
+            continue
+        for s, n in zip(term, _shape(operand)):
+            if s in unknown and (sizes[s] == -1 or n != 1):
+                sizes[s] = n
+    return spec.with_terms(spec.inputs, spec.output, sizes.items())
 
 
 def _keeps_dtype(dtype: np.dtype, rest: tuple) -> bool:

@@ -22,6 +22,7 @@ from ..algebra import swap as algebra
 from ..algebra.errors import EinsumError
 from ..algebra.subscripts import Spec, checked_sizes, fresh_symbols, from_sublists, parse, resolve
 from ..core.arrays import array_namespace, asarray, is_numpy
+from ..core.arrays import dtype as _array_dtype
 from ..core.arrays import ndim as _ndim
 from ..core.arrays import shape as _shape
 from ..core.backend import contraction_path
@@ -55,13 +56,14 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
         if all(o.dtype == operands[0].dtype for o in operands):
             return list(operands)
     arrays = [unbox(o) for o in operands if not isinstance(o, (list, tuple))]
-    if array_namespace(*arrays) is not np:
+    xp = array_namespace(*arrays)
+    if xp is not np:
         like = next(a for a in arrays if not is_numpy(a))
-        return [
+        return _promoted_foreign(xp, [
             asarray(o, like=like) if isinstance(o, (list, tuple))
             else o.item() if isinstance(o, np.generic) else o
             for o in operands
-        ]
+        ])
     if all(isinstance(o, (np.ndarray, Tensor)) for o in operands):
         dtypes = [np.result_type(unbox(o)) for o in operands]
         if all(d == dtypes[0] for d in dtypes):
@@ -80,6 +82,24 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
         else:
             out.append(o)
     return out
+
+
+def _promoted_foreign(xp: Any, operands: list[Any]) -> list[Any]:
+    """Another library's arrays of different dtypes cast to their common dtype, as NumPy
+    casts its operands (PyTorch's einsum refuses float32 beside float64); numbers stay."""
+    arrays = [o for o in operands if not isinstance(o, (int, float, complex))]
+    dtypes = [_array_dtype(o) for o in arrays]
+    if all(d == dtypes[0] for d in dtypes):
+        return operands
+    try:
+        target = xp.result_type(*[unbox(o) for o in arrays])
+    except Exception as error:  # a library without the standard's n-ary result_type, or no common dtype
+        raise TypeError(
+            f"einsum: operands of dtypes {', '.join(str(d) for d in dtypes)} have no common dtype "
+            f"in {getattr(xp, '__name__', xp)} ({error}); cast them to one dtype first"
+        ) from error
+    return [o if isinstance(o, (int, float, complex)) or _array_dtype(o) == target else astype_p(o, dtype=target)
+            for o in operands]
 
 
 def parse_call(
@@ -320,11 +340,31 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     array([3., 3.])
     """
     shape = _shape(x)
+    x = accumulated(x)
     return einsum_p(x, spec=_sum_spec(shape, normalize_axes(axis, len(shape)), bool(keepdims)))
 
 
+def accumulated(x: Any, floating: bool = False) -> Any:
+    """``x`` in the dtype NumPy accumulates a reduction of it in: booleans and signed
+    integers narrower than int64 as int64, unsigned ones as uint64 (``numpy.sum``,
+    ``numpy.prod``: ``sum(int8([100, 100]))`` is 200, not -56), or float64 for any
+    integer or boolean when ``floating`` (``numpy.mean``, ``numpy.linalg.norm``).
+
+    >>> accumulated(np.int8([100, 100])).dtype, accumulated(np.uint8([1]), floating=True).dtype
+    (dtype('int64'), dtype('float64'))
+    """
+    d = _array_dtype(x)
+    if not isinstance(d, np.dtype) or d.kind not in "biu":
+        return x
+    target = np.dtype("float64" if floating else "uint64" if d.kind == "u" else "int64")
+    if d == target:
+        return x
+    return astype_p(x if isinstance(x, Tensor) else np.asarray(x), dtype=target)
+
+
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Mean over ``axis``: the sum times ``1/n``."""
+    """Mean over ``axis``: the sum times ``1/n`` (of an integer array in float64, as NumPy)."""
+    x = accumulated(x, floating=True)
     shape = _shape(x)
     axes = normalize_axes(axis, len(shape))
     count = int(np.prod([shape[a] for a in axes], dtype=np.int64))

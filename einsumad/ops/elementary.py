@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from ..core.arrays import device
+from ..core.arrays import device, dispatch
 from ..core.backend import array_namespace
+from ..core.primitive import nondifferentiable
 from ..core.tape import register_numpy_equivalent
 from .arith import add, negative, reciprocal, sqrt, square, subtract
 from .declare import binary, real_only, unary
 from .functions import sigmoid
+from .select import where
 
 __all__ = [
     "log1p", "expm1", "logaddexp",
@@ -107,10 +109,30 @@ def _logaddexp_impl(x: Any, y: Any) -> Any:
     return xp.maximum(x, y) + xp.log1p(xp.exp(-xp.abs(gap)))
 
 
+def _equal_infinities_api(xp: Any, x: Any, y: Any) -> Any:
+    return (x == y) & xp.isinf(y if isinstance(x, (int, float)) else x)
+
+
+#   the mask [x = y = ±inf], a constant to every trace
+equal_infinities = nondifferentiable(
+    dispatch(lambda x, y: np.logical_and(np.equal(x, y), np.isinf(x)), _equal_infinities_api),
+    "equal_infinities",
+    source="(({0}) == ({1})) & {xp}.isinf({0})",
+)
+
+
+def _gap(x: Any, y: Any) -> Any:
+    """x - y, and 0 where x = y = ±inf: equal infinities share the weight (σ(0) = 1/2
+    each, as JAX) instead of σ(inf - inf) = nan; both sides masked, so no nan reaches
+    higher orders either. Finite arguments keep x - y and all its derivatives."""
+    same = equal_infinities(x, y)
+    return subtract(where(same, 0.0, x), where(same, 0.0, y))
+
+
 logaddexp_p = binary(
     "logaddexp",
     _logaddexp_impl,
-    (lambda ans, x, y: sigmoid(subtract(x, y)), lambda ans, x, y: sigmoid(subtract(y, x))),
+    (lambda ans, x, y: sigmoid(_gap(x, y)), lambda ans, x, y: sigmoid(_gap(y, x))),
     derivative_notation=("σ({0} - {1})", "σ({1} - {0})"),
     numpy=np.logaddexp,
 )

@@ -54,7 +54,7 @@ from .arith import add, negative, reciprocal, sqrt, square
 from .compare import greater, not_equal
 from .complex import real
 from .declare import dense
-from .einsum import einsum, multiply, normalize_axes
+from .einsum import accumulated, einsum, multiply, normalize_axes
 from .einsum import sum as total
 from .select import where
 from .shape import concatenate
@@ -518,6 +518,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
             f"(ord=None or 'fro'); got ord={ord!r} for {'a vector' if vector else 'matrices'} "
             "(write other norms with ops, e.g. ea.sum(ea.abs(x) ** p) ** (1 / p))"
         )
+    x = accumulated(x, floating=True)  # integers as float64, as NumPy: no overflow in x²
     squares = total(square(x), axis=axes, keepdims=bool(keepdims))
     positive = greater(squares, 0)
     return where(positive, sqrt(where(positive, squares, 1.0)), 0.0)
@@ -525,6 +526,8 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
 
 # ================================================================= trace
 #   t[...] = sum_i A[..., i, i]: the einsum "...ii->...", whose swap "...->...ii" is ḡ I.
+#   A non-square A (m, n): the same einsum on its leading square block A[..., :k, :k],
+#   k = min(m, n); the slice's VJP pads ḡ I with zeros to (m, n).
 
 
 def trace(a: Any) -> Any:
@@ -532,7 +535,8 @@ def trace(a: Any) -> Any:
 
     Sums the diagonal of the *last two* axes (``numpy.linalg.trace``;
     ``numpy.trace`` uses the first two). Its VJP is the swap ``...->...ii``:
-    ``Ā = ḡ I``.
+    ``Ā = ḡ I``. A non-square matrix sums its main diagonal, ``min(m, n)``
+    entries, as NumPy does.
 
     >>> import numpy as np, einsumad as ea
     >>> float(ea.trace(np.array([[1.0, 2.0], [3.0, 4.0]])))
@@ -540,8 +544,18 @@ def trace(a: Any) -> Any:
     >>> ea.grad(ea.trace)(np.ones((2, 2)))
     array([[1., 0.],
            [0., 1.]])
+    >>> float(ea.trace(np.ones((2, 3))))   # non-square: the main diagonal, 2 entries
+    2.0
     """
-    _square(a, "trace")
+    shape = _shape(a)
+    if len(shape) < 2:
+        raise ValueError(
+            f"ea.trace: {len(shape)}-dimensional array given; the array must be at least "
+            "two-dimensional, a (stack of) matrices"
+        )
+    k = min(shape[-2], shape[-1])
+    if shape[-2] != shape[-1]:
+        a = getitem_p(a, index=(slice(None),) * (len(shape) - 2) + (slice(0, k), slice(0, k)))  # leading square block
     return einsum("...ii->...", a)
 
 

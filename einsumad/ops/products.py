@@ -24,7 +24,7 @@ from ..core.arrays import ones
 from ..core.arrays import shape as _shape
 from ..core.structural import getitem_p, reshape_p
 from ..core.tape import register_numpy_equivalent, unbox
-from .einsum import multiply, normalize_axes, transpose
+from .einsum import accumulated, multiply, normalize_axes, transpose
 from .shape import concatenate
 
 __all__ = ["prod"]
@@ -49,6 +49,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     >>> ea.grad(lambda x: ea.prod(x))(np.array([2.0, 0.0, 5.0]))
     array([ 0., 10.,  0.])
     """
+    x = accumulated(x)  # int8 as int64, as NumPy: no silent overflow
     shape = _shape(x)
     axes = normalize_axes(axis, len(shape))
     kept = tuple(a for a in range(len(shape)) if a not in axes)

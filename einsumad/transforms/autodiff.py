@@ -492,13 +492,34 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., Any
     def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums_tuple(argnums, len(args), "jacrev")
         recording = _Recording(_with_args(fun, args, nums, kwargs), [args[n] for n in nums], "jacrev")
-        return _jacobian_from_recording(recording, argnums)
+        return _jacobian_from_recording(recording, argnums, "jacrev")
 
     jacobian_fun._einsumad_transform = "jacrev"  # type: ignore[attr-defined]
     return jacobian_fun
 
 
-def _jacobian_from_recording(recording: _Recording, argnums: Any) -> Any:
+def _real_to_complex(recording: _Recording) -> bool:
+    """A traced complex output of a real input: the Jacobian reverse mode cannot give."""
+    complex_out = any(
+        isinstance(o, Tensor) and o.trace is recording.trace and dtype_kind(_dtype(v)) == "c"
+        for o, v in zip(recording.out_leaves, recording.out_values)
+    )
+    return complex_out and any(dtype_kind(_dtype(x)) != "c" for leaves in recording.in_leaves for x in leaves)
+
+
+def _jacobian_from_recording(recording: _Recording, argnums: Any, name: str = "jacrev") -> Any:
+    if _real_to_complex(recording):
+        # A cotangent of a real input is real: Re(ḡ* ∂y/∂x) keeps only Re(∂y/∂x) of a complex
+        # output, so the imaginary part of the Jacobian is lost. Forward mode keeps it.
+        dtypes = sorted({str(_dtype(v)) for v in recording.out_values}) + sorted(
+            {str(_dtype(x)) for leaves in recording.in_leaves for x in leaves}
+        )
+        raise TypeError(
+            f"{name} of a function with real inputs and a complex output ({', '.join(dtypes)}) cannot "
+            "be computed in reverse mode: a real input's cotangent drops the imaginary part of "
+            "dy/dx. Use ea.jacfwd(fun) (or ea.jacobian, which chooses it), or pass complex inputs "
+            "(x.astype(complex)) for the holomorphic Jacobian"
+        )
     n_args = len(recording.in_leaves)
     blocks: list[list[Any]] = [[] for _ in range(n_args)]
     for i, value in enumerate(recording.out_values):
@@ -558,8 +579,8 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable[..., A
         recording = _Recording(_with_args(fun, args, nums, kwargs), [args[n] for n in nums], "jacobian")
         out_size = sum(int(np.prod(_shape(v), dtype=np.int64)) for v in recording.out_values)
         in_size = sum(int(np.prod(_shape(x), dtype=np.int64)) for leaves in recording.in_leaves for x in leaves)
-        if out_size <= in_size:
-            return _jacobian_from_recording(recording, argnums)
+        if out_size <= in_size and not _real_to_complex(recording):  # reverse mode drops Im dy/dx
+            return _jacobian_from_recording(recording, argnums, "jacobian")
         return jacfwd(fun, argnums)(*args, **kwargs)
 
     jacobian_fun._einsumad_transform = "jacobian"  # type: ignore[attr-defined]
