@@ -97,6 +97,10 @@ LOSSES = {
     "sum angle": (lambda z: ea.sum(ea.angle(z)), lambda z: np.sum(np.angle(z))),
     "sum Im exp": (lambda z: ea.sum(ea.imag(ea.exp(z))), lambda z: np.sum(np.imag(np.exp(z)))),
     "sum |z| tanh": (lambda z: ea.sum(ea.abs(ea.tanh(z))), lambda z: np.sum(np.abs(np.tanh(z)))),
+    # norm, var and std of complex values sum |z|² as NumPy does (they summed z², giving 0j for [3+4j, 1j])
+    "norm": (lambda z: ea.norm(z), lambda z: np.linalg.norm(z)),
+    "var": (lambda z: ea.var(z), lambda z: np.var(z)),
+    "std ddof 1": (lambda z: ea.std(z, ddof=1), lambda z: np.std(z, ddof=1)),
 }
 W = np.array([[1.0 + 0.5j, -0.3j, 0.2], [0.4, 2.0 - 1j, 0.1j], [0.3 - 0.2j, 0.0, 1.5]])
 
@@ -341,3 +345,12 @@ def test_the_tangent_of_log_abs_det_of_a_complex_matrix_is_real(rng):
     fd = (np.linalg.slogdet(A + h * E)[1] - np.linalg.slogdet(A - h * E)[1]) / (2 * h)
     assert not np.iscomplexobj(tangent)
     np.testing.assert_allclose(tangent, fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["norm", "var", "std ddof 1"])
+def test_norm_var_and_std_of_complex_values_are_numpys(name, rng):
+    loss, numpy_loss = LOSSES[name]
+    for z in (np.array([3 + 4j, 1j]), crandn(rng, 5)):
+        value = loss(z)
+        assert not np.iscomplexobj(value)
+        np.testing.assert_allclose(value, numpy_loss(z), rtol=1e-13)

@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from ..core.arrays import dispatch, dtype_kind
+from ..core.arrays import dispatch, dtype_kind, is_complex
 from ..core.arrays import dtype as _dtype
 from ..core.general import General
 from ..core.linear import Linear
 from ..core.primitive import Notation, Primitive
 from ..core.structural import real_p
 from ..core.tape import register_numpy_equivalent
-from .arith import divide
+from .arith import divide, square
 from .compare import greater
 from .einsum import multiply
 from .select import abs_p, where
@@ -210,3 +210,17 @@ def angle(x: Any) -> Any:
 
 
 register_numpy_equivalent(np.angle, "ea.angle")
+
+
+def abs_squared(x: Any) -> Any:
+    """``|x|²``: ``x²`` for real ``x``, ``Re(x conj(x))`` for complex ``x`` (the sums of
+    squares of ``var``, ``std`` and ``norm``, as NumPy takes them).
+
+    >>> import numpy as np, einsumad as ea
+    >>> from einsumad.ops.complex import abs_squared
+    >>> abs_squared(np.array([3 + 4j, 2.0]))
+    array([25.,  4.])
+    """
+    if not is_complex(x):
+        return square(x)
+    return real(multiply(x, conj(x)))

@@ -50,9 +50,9 @@ from ..core.general import General
 from ..core.primitive import Notation, Primitive, nondifferentiable
 from ..core.structural import getitem_p, reshape_p
 from ..core.tape import register_numpy_equivalent, unbox
-from .arith import add, negative, reciprocal, sqrt, square
+from .arith import add, negative, reciprocal, sqrt
 from .compare import greater, not_equal
-from .complex import real
+from .complex import abs_squared, real
 from .declare import dense
 from .einsum import accumulated, einsum, multiply, normalize_axes
 from .einsum import sum as total
@@ -519,7 +519,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
             "(write other norms with ops, e.g. ea.sum(ea.abs(x) ** p) ** (1 / p))"
         )
     x = accumulated(x, floating=True)  # integers as float64, as NumPy: no overflow in x²
-    squares = total(square(x), axis=axes, keepdims=bool(keepdims))
+    squares = total(abs_squared(x), axis=axes, keepdims=bool(keepdims))
     positive = greater(squares, 0)
     return where(positive, sqrt(where(positive, squares, 1.0)), 0.0)
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..core.arrays import shape as _shape
 from ..core.tape import register_numpy_equivalent
-from .arith import divide, sqrt, square, subtract
+from .arith import divide, sqrt, subtract
+from .complex import abs_squared
 from .einsum import mean, multiply, normalize_axes
 from .einsum import sum as total
 
@@ -51,7 +52,7 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
     axes = normalize_axes(axis, len(shape))
     count = int(np.prod([shape[a] for a in axes], dtype=np.int64))
     centred = subtract(x, mean(x, axis=axes, keepdims=True))
-    squares = total(square(centred), axis=axes, keepdims=bool(keepdims))
+    squares = total(abs_squared(centred), axis=axes, keepdims=bool(keepdims))
     if count - ddof > 0:
         return multiply(squares, 1.0 / (count - ddof))
     return divide(squares, 0.0)  # as NumPy: inf or nan, with its warning
