@@ -321,7 +321,7 @@ def test_complex64_stays_complex64_and_real_parameters_get_real_gradients(rng):
 
 @pytest.mark.parametrize(
     "op", [ea.erf, ea.gelu, lambda z: ea.gelu(z, approximate="tanh"), ea.softplus, ea.sigmoid, ea.silu,
-           ea.log_sigmoid, lambda z: ea.logaddexp(z, 1.0), lambda z: ea.logaddexp(1.0, z)],
+           ea.log_sigmoid, lambda z: ea.logaddexp(z, 1.0), lambda z: ea.logaddexp(1.0, z), ea.sign],
 )
 def test_a_real_only_op_refuses_a_complex_operand(op):
     """These ops' stable real formulas dropped or mangled the imaginary part

@@ -255,7 +255,11 @@ def sign(x: Any) -> Any:
     >>> import numpy as np, einsumad as ea
     >>> ea.grad(lambda x: ea.sum(ea.sign(x) * x))(np.array([-2.0, 3.0]))   # d(|x|)/dx
     array([-1.,  1.])
+
+    Real numbers only: NumPy's sign of a complex ``z`` is ``z / |z|``, which is not
+    piecewise constant (its derivative is not 0).
     """
+    real_only("sign", x)
     return sign_p(x)
 
 
