@@ -341,9 +341,9 @@ def test_bad_optimize_and_unknown_keywords(rng):
     with pytest.raises(ValueError, match="not a path strategy"):
         ea.einsum("ab,bc,cd->ad", *arrays, optimize="fastest")
     with pytest.raises(TypeError):
-        ea.einsum("ab,bc,cd->ad", *arrays, out=np.zeros((2, 5)))
-    with pytest.raises(TypeError):
         ea.einsum("ab,bc,cd->ad", *arrays, memory_limit=10)
+    with pytest.raises(TypeError):
+        ea.einsum("ab,bc,cd->ad", *arrays, not_a_keyword=1)
 
 
 def test_dtype_and_casting_as_numpy(rng):
@@ -473,3 +473,21 @@ def test_python_numbers_are_promoted_as_numpy_einsum_promotes_them(subscripts, o
     got = ea.einsum(subscripts, *operands)
     assert np.result_type(got) == np.result_type(expected)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_out_and_order_as_numpy(rng):
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
+    out = np.empty((2, 4))
+    assert ea.einsum("ij,jk->ik", a, b, out=out) is out
+    np.testing.assert_allclose(out, np.einsum("ij,jk->ik", a, b))
+    with pytest.raises(TypeError):  # NumPy's 'safe' casting into out
+        ea.einsum("ij,jk->ik", a, b, out=np.empty((2, 4), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        ea.einsum("ij,jk->ik", a, b, out=np.empty((4, 2)))
+    fortran = ea.einsum("ij,jk->ik", a, b, order="F")
+    assert fortran.flags["F_CONTIGUOUS"]
+    np.testing.assert_allclose(fortran, a @ b)
+    with pytest.raises(TypeError, match="traced"):
+        ea.grad(lambda a: ea.sum(ea.einsum("ij,jk->ik", a, b, out=out)))(a)
+    np.testing.assert_allclose(ea.grad(lambda a: ea.sum(ea.einsum("ij,jk->ik", a, b, order="C")))(a),
+                               np.tile(b.sum(axis=1), (2, 1)))

@@ -155,6 +155,8 @@ def einsum(
     optimize: Any = None,
     dtype: Any = None,
     casting: str = "safe",
+    out: Any = None,
+    order: str = "K",
 ) -> Any:
     """Generalised Einstein summation, differentiable in every operand.
 
@@ -189,6 +191,9 @@ def einsum(
         dtype: compute in this dtype, as NumPy: operands are cast to it under
             the ``casting`` rule.
         casting: NumPy's casting rule for ``dtype`` (default ``'safe'``).
+        out: a NumPy array to write the result into, as NumPy (not while
+            differentiating: a traced result has no array to write).
+        order: the memory layout of a NumPy result (``'K'``, ``'C'``, ``'F'``, ``'A'``).
 
     >>> import numpy as np, einsumad as ea
     >>> W, a = np.arange(6.0).reshape(2, 3), np.ones(3)
@@ -200,6 +205,9 @@ def einsum(
     >>> ea.einsum(W, [0, 1], a, [1], [0])          # the sublist form
     array([ 3., 12.])
     """
+    if out is not None or order != "K":
+        result = einsum(subscripts, *operands, sizes=sizes, optimize=optimize, dtype=dtype, casting=casting)
+        return _placed(result, out, order)
     given: dict[str, int]
     note: str | None
     try:
@@ -227,6 +235,27 @@ def einsum(
     # swap, so the gradient costs a small multiple of the forward pass.
     path = steps if steps is not None else contraction_path(spec, shapes, optimize)
     return algebra.run_pairwise(spec, path, operands_list, lambda step, chosen: einsum_p(*chosen, spec=step))
+
+
+def _placed(result: Any, out: Any, order: str) -> Any:
+    """NumPy's ``out=`` and ``order=`` applied to an einsum's result."""
+    if order not in ("K", "C", "F", "A"):
+        raise ValueError(f"order must be one of 'C', 'F', 'A' or 'K', got {order!r}")
+    if isinstance(result, Tensor):
+        if out is not None:
+            raise TypeError(
+                "einsum(..., out=...) cannot hold a traced result (it is being differentiated "
+                "or compiled): drop out= and use the returned value"
+            )
+        return result  # a traced value has no memory layout to choose
+    if out is None:
+        return np.asarray(result, order=order)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.shape != np.shape(result):
+        raise ValueError(f"out has shape {out.shape}, the result has shape {np.shape(result)}")
+    np.copyto(out, result, casting="safe")
+    return out
 
 
 def checked_path(optimize: Any, n: int, subscripts: str) -> tuple[tuple[int, ...], ...] | None:
