@@ -249,7 +249,7 @@ def _placed(result: Any, out: Any, order: str) -> Any:
             )
         return result  # a traced value has no memory layout to choose
     if out is None:
-        return np.asarray(result, order=order)
+        return np.asarray(result, order=order)  # type: ignore[call-overload]
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
     if out.shape != np.shape(result):
