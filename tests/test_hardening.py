@@ -482,3 +482,15 @@ def test_a_compiled_function_named_like_something_its_program_calls(name, rng):
     np.testing.assert_allclose(compiled(a), ea.grad(fun)(a), rtol=1e-12)
     np.testing.assert_allclose(compiled(a), numerical_gradient(lambda x: np.sum(np.tanh(np.linalg.inv(x)) * x), [a], 0),
                                rtol=1e-6, atol=1e-8)
+
+
+def test_the_fast_signature_check_sends_other_structures_to_the_cache(rng):
+    """The generated check takes one parameter per argument and looks dict keys up:
+    another arity or other keys raise inside it and must count as a new signature."""
+    f = ea.compile(lambda *xs: sum(ea.sum(ea.tanh(v)) for x in xs for v in (x.values() if isinstance(x, dict) else [x])))
+    a, b = rng.normal(size=3), rng.normal(size=3)
+    cases = [(a,), (a, b), ({"u": a},), ({"w": b},), ({"u": a, "w": b},), (a,)]
+    for args in cases:
+        expected = sum(np.tanh(v).sum() for x in args for v in (x.values() if isinstance(x, dict) else [x]))
+        np.testing.assert_allclose(f(*args), expected, rtol=1e-12)
+    assert f.cache_size() == 5

@@ -215,10 +215,13 @@ def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
     dtypes, Python numbers of the same types, the same static values. It lets a
     call with the latest signature skip computing its key (None: no fast check).
 
-    The check is one boolean expression, the cheapest Python can evaluate.
+    The check is one boolean expression, the cheapest Python can evaluate, over
+    one parameter per argument: a call with another number of arguments, or a
+    dict without one of the keys, raises inside it, which the caller counts as
+    a different signature.
     """
     namespace: dict[str, Any] = {"ndarray": np.ndarray}
-    conditions = [f"len(args) == {len(args)}"]
+    conditions: list[str] = []
     counter = iter(range(1 << 30))
 
     def check(expr: str, value: Any, depth: int) -> bool:
@@ -239,8 +242,7 @@ def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
         if kind in (tuple, list) or (kind is dict and all(type(k) in (str, int) for k in value)):
             name = f"x{next(counter)}"
             conditions.append(f"type({name} := {expr}) is {kind.__name__} and len({name}) == {len(value)}")
-            if kind is dict:
-                conditions.extend(f"{key!r} in {name}" for key in value)
+            if kind is dict:  # the length and a lookup of each key: exactly these keys
                 return all(check(f"{name}[{key!r}]", item, depth + 1) for key, item in value.items())
             return all(check(f"{name}[{i}]", item, depth + 1) for i, item in enumerate(value))
         if value is None or kind is bool:
@@ -256,13 +258,15 @@ def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
             if type(arg) not in (bool, int, float, str, type(None)):
                 return None
             if type(arg) is float and not math.isfinite(arg):  # nan and inf have no literal
-                test = f"args[{i}] != args[{i}]" if math.isnan(arg) else f"args[{i}] == float({str(arg)!r})"
+                test = f"a{i} != a{i}" if math.isnan(arg) else f"a{i} == float({str(arg)!r})"
             else:
-                test = f"args[{i}] == {arg!r}"
-            conditions.append(f"type(args[{i}]) is {type(arg).__name__} and {test}")
-        elif not check(f"args[{i}]", arg, 0):
+                test = f"a{i} == {arg!r}"
+            conditions.append(f"type(a{i}) is {type(arg).__name__} and {test}")
+        elif not check(f"a{i}", arg, 0):
             return None
-    source = "def guard(*args):\n    return (\n        " + "\n        and ".join(conditions) + "\n    )"
+    parameters = ", ".join(f"a{i}" for i in range(len(args)))
+    body = "\n        and ".join(conditions) if conditions else "True"
+    source = f"def guard({parameters}):\n    return (\n        " + body + "\n    )"
     exec(source, namespace)  # noqa: S102 (written above from the arguments' structure)
     return namespace["guard"]  # type: ignore[no-any-return]
 
@@ -334,7 +338,11 @@ def compile(  # noqa: A001
     def compiled(*args: Any, **kwargs: Any) -> Any:
         if not kwargs:
             guard, function = fast
-            if guard(*args):  # the signature of the latest call: run its program
+            try:
+                same = guard(*args)  # the signature of the latest call: run its program
+            except (TypeError, KeyError, IndexError):  # another number of arguments, another dict
+                same = False
+            if same:
                 return function(*args)
         return cache.call(args, kwargs)
 
