@@ -6,7 +6,7 @@ Nothing here uses einsumad's differentiation; these are the yardsticks.
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -74,3 +74,33 @@ def brute_force_einsum(subscripts: str, *arrays: np.ndarray, sizes: Mapping[str,
             term *= a[tuple(at[s] for s in t)]
         out[tuple(at[s] for s in spec.output)] += term
     return out
+
+
+def poly_value(poly: Any, factor_value: Callable[[Any], Any], sizes: Mapping[str, int] | None = None) -> Any:
+    """The value of one of derive's index polynomials, by ``np.einsum`` over its factors.
+
+    ``factor_value(f)`` gives each factor's array (before its power), from values the
+    test computed itself; an output index that no factor of a term carries is a sum
+    of ones, sized from ``sizes`` (by index name, primes dropped). Only the
+    polynomial's structure is read from the library, never a value."""
+    letters: dict[str, str] = {}
+
+    def pick(index: str) -> str:
+        return letters.setdefault(index, "abcdefghijklmnopqrstuvwxyz"[len(letters)])
+
+    out = "".join(pick(i) for i in poly.indices)
+    total: Any = 0.0
+    for term in poly.terms:
+        ops, subs = [], []
+        for f in term.factors:
+            ops.append(np.asarray(factor_value(f), dtype=float) ** f.power)
+            subs.append("".join(pick(i) for i in f.indices))
+        present = set("".join(subs))
+        missing = [i for i in poly.indices if letters[i] not in present]
+        if missing:
+            ops.append(np.ones([(sizes or {})[i.rstrip("'")] for i in missing]))
+            subs.append("".join(letters[i] for i in missing))
+        if not ops:
+            ops, subs = [np.ones(())], [""]
+        total = total + float(term.coef) * np.einsum(",".join(subs) + "->" + out, *ops)
+    return total

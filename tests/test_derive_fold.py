@@ -16,7 +16,7 @@ import pytest
 
 import einsumad as ea
 from einsumad.algebra.fold import FOLD_STEPS, Factor, Poly, Term, _fold_term, fold
-from tests.numeric import numerical_gradient
+from tests.numeric import numerical_gradient, poly_value
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -44,32 +44,17 @@ CASES = {
 
 
 def evaluate(poly: Poly, env: dict, inline: dict, sizes: dict, functions: dict, x: np.ndarray) -> np.ndarray:
-    """The value of an index polynomial by np.einsum; a partial template is evaluated at ``x`` (its point)."""
-    letters: dict[str, str] = {}
-    pick = lambda i: letters.setdefault(i, "abcdefghijklmnopqrstuvwxyz"[len(letters)])  # noqa: E731
-    out = "".join(pick(i) for i in poly.indices)
-    total = np.zeros([sizes[i.rstrip("'")] for i in poly.indices])
-    squeeze = x.reshape([sizes[i] for i in poly.indices])
-    for term in poly.terms:
-        ops, subs = [], []
-        for f in term.factors:
-            if f.fn is not None:
-                v = functions[f.fn](squeeze)  # the partial at the point of x (its argument is x or x^2)
-            elif f.name in env:
-                v = np.asarray(env[f.name], dtype=float).reshape(squeeze.shape)
-            else:
-                v = evaluate(inline[f.name], env, inline, sizes, functions, x)
-            ops.append(v ** f.power)
-            subs.append("".join(pick(i) for i in f.indices))
-        if not ops:
-            ops, subs = [np.ones(())], [""]
-        present = set("".join(subs))
-        missing = [i for i in poly.indices if letters[i] not in present]
-        if missing:
-            ops.append(np.ones([sizes[i.rstrip("'")] for i in missing]))
-            subs.append("".join(letters[i] for i in missing))
-        total = total + float(term.coef) * np.einsum(",".join(subs) + "->" + out, *ops)
-    return total
+    """A line's value; a partial template is evaluated at ``x`` (its point)."""
+    at_x = x.reshape([sizes[i] for i in poly.indices])
+
+    def factor(f):
+        if f.fn is not None:
+            return functions[f.fn](at_x)  # the partial at the point of x (its argument is x or x^2)
+        if f.name in env:
+            return np.asarray(env[f.name], dtype=float).reshape(at_x.shape)
+        return evaluate(inline[f.name], env, inline, sizes, functions, x)
+
+    return poly_value(poly, factor, sizes)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 3), (2, 2)])

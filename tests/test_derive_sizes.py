@@ -15,7 +15,7 @@ import pytest
 
 import einsumad as ea
 from einsumad.algebra.fold import Poly, resolve_sizes, substitute
-from tests.numeric import numerical_gradient
+from tests.numeric import numerical_gradient, poly_value
 
 FUNCTIONS = {
     "sqrt({0})": np.sqrt,
@@ -25,30 +25,12 @@ FUNCTIONS = {
 
 
 def evaluate(poly: Poly, env: dict, inline: dict, sizes: dict) -> np.ndarray:
-    """The value of an index polynomial, by np.einsum over its factors (axes as ``poly.indices``)."""
-    letters: dict[str, str] = {}
-    pick = lambda i: letters.setdefault(i, "abcdefghijklmnopqrstuvwxyz"[len(letters)])  # noqa: E731
-    out = "".join(pick(i) for i in poly.indices)
-    total = np.zeros([sizes[i.rstrip("'")] for i in poly.indices])
+    """A line's value; unnamed values the view writes in place are evaluated from their definitions."""
 
     def value(name: str) -> np.ndarray:
-        if name in env:
-            return np.asarray(env[name], dtype=float)
-        return evaluate(inline[name], env, inline, sizes)
+        return env[name] if name in env else evaluate(inline[name], env, inline, sizes)
 
-    for term in poly.terms:
-        ops, subs = [], []
-        for f in term.factors:
-            v = value(f.name) if f.fn is None else FUNCTIONS[f.fn](value(f.name))
-            ops.append(v ** f.power)
-            subs.append("".join(pick(i) for i in f.indices))
-        present = set("".join(subs))
-        missing = [i for i in poly.indices if letters[i] not in present]
-        if missing:
-            ops.append(np.ones([sizes[i.rstrip("'")] for i in missing]))
-            subs.append("".join(letters[i] for i in missing))
-        total = total + float(term.coef) * np.einsum(",".join(subs) + "->" + out, *ops)
-    return total
+    return poly_value(poly, lambda f: value(f.name) if f.fn is None else FUNCTIONS[f.fn](value(f.name)), sizes)
 
 
 def check_lines(d: ea.Derivation, fun, args: list, env: dict, sizes: dict) -> None:
