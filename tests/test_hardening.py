@@ -256,12 +256,19 @@ def test_the_program_cache_is_bounded_and_retracing_is_warned_about():
     assert any("traced" in str(w.message) and "signatures" in str(w.message) for w in caught)
 
 
-def test_a_long_chain_compiles_and_equals_eager():
+def _sin_chain(steps: int):
+    """``sum`` of ``steps`` steps ``x = sin(x) * 0.999 + 0.001``: a long elementwise loop."""
+
     def f(x):
-        for _ in range(3000):
+        for _ in range(steps):
             x = ea.sin(x) * 0.999 + 0.001
         return ea.sum(x)
 
+    return f
+
+
+def test_a_long_chain_compiles_and_equals_eager():
+    f = _sin_chain(3000)
     x = np.linspace(0, 1, 3)
     compiled = ea.compile(ea.grad(f))
     np.testing.assert_allclose(compiled(x), ea.grad(f)(x), rtol=1e-12)
@@ -295,11 +302,7 @@ def test_long_programs_delete_only_large_values(monkeypatch):
     from einsumad.tools import program
 
     monkeypatch.setattr(program, "PART_LINES", 12)
-
-    def f(x):
-        for _ in range(20):
-            x = ea.sin(x) * 0.999 + 0.001
-        return ea.sum(x)
+    f = _sin_chain(20)
 
     for n, deletes in ((3, False), (1000, True)):  # 24 and 8,000 bytes
         x = np.linspace(0, 1, n)
@@ -319,11 +322,7 @@ def test_long_programs_delete_only_large_values(monkeypatch):
 
 @pytest.mark.slow
 def test_a_100000_step_chain_differentiates_eagerly_and_compiled():
-    def f(x):
-        for _ in range(100_000):
-            x = ea.sin(x) * 0.999 + 0.001
-        return ea.sum(x)
-
+    f = _sin_chain(100_000)
     x = np.linspace(0, 1, 3)
     eager = ea.grad(f)(x)
     np.testing.assert_allclose(ea.compile(ea.grad(f))(x), eager, rtol=1e-12)
