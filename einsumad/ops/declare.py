@@ -37,15 +37,14 @@ def dense(x: Any) -> Any:
     return x.materialize() if isinstance(x, KroneckerDelta) else x
 
 
-def real_only(name: str, *args: Any) -> None:
+def real_only(name: str, *args: Any, why: str = "its real formula would silently be wrong") -> None:
     """Refuse complex operands of an op defined (and stabilised) for real numbers only:
     its real formula would silently drop or mangle the imaginary part."""
     for x in args:
         if is_complex(x):
             raise TypeError(
                 f"ea.{name} is defined here for real numbers only; it got a complex operand "
-                f"(its real formula would silently be wrong). Apply it to ea.real(z) or "
-                f"ea.imag(z) if that is what you mean."
+                f"({why}). Apply it to ea.real(z) or ea.imag(z) if that is what you mean."
             )
 
 

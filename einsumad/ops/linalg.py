@@ -53,7 +53,7 @@ from ..core.tape import register_numpy_equivalent, unbox
 from .arith import add, negative, reciprocal, sqrt
 from .compare import greater, not_equal
 from .complex import abs_squared, real
-from .declare import dense
+from .declare import dense, real_only
 from .einsum import accumulated, einsum, multiply, normalize_axes
 from .einsum import sum as total
 from .select import where
@@ -96,20 +96,13 @@ def _linalg(a: Any, name: str, xp: Any = None) -> Any:
     return function
 
 
+#: Why eigh and cholesky refuse complex matrices (a Hermitian input).
+_HERMITIAN = "its derivative rules transpose where a Hermitian matrix needs the conjugate transpose"
+
+
 def _real_part(x: Any) -> Any:
     """The real part of a complex value (log|det A| is real: its tangent is Re tr(A⁻¹ Ȧ))."""
     return real(x) if is_complex(x) else x
-
-
-def _real_only(a: Any, name: str) -> None:
-    """Refuse a complex matrix where the rules are written for real symmetric ones
-    (a Hermitian matrix needs conjugate transposes, which they do not take)."""
-    if is_complex(a):
-        raise TypeError(
-            f"ea.{name} takes real symmetric matrices; a complex (Hermitian) matrix is not "
-            f"supported: its derivative rules transpose where a Hermitian matrix needs the "
-            f"conjugate transpose, so they would be silently wrong"
-        )
 
 
 def _mT(x: Any) -> Any:
@@ -383,7 +376,7 @@ def cholesky(a: Any) -> Any:
            [1., 1.]])
     """
     _square(a, "cholesky")
-    _real_only(a, "cholesky")
+    real_only("cholesky", a, why=_HERMITIAN)
     return cholesky_p(a)
 
 
@@ -472,7 +465,7 @@ def eigh(a: Any) -> EighResult:
            [0.5, 0.5]])
     """
     _square(a, "eigh")
-    _real_only(a, "eigh")
+    real_only("eigh", a, why=_HERMITIAN)
     packed = eigh_p(a)
     w, v = _unpack(packed)
     return EighResult(w, v)
