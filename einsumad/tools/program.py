@@ -786,7 +786,7 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
     out = []
     for line in lines:
         if "(" not in line or line.lstrip().startswith(("#", "def ", "del ")) or constants.isdisjoint(
-            _NAME.findall(line)
+            _WORD.findall(line)
         ):
             out.append(line)
             continue
@@ -840,7 +840,7 @@ def _with_buffers(
         taken.add(prefix)
         return prefix
 
-    reads = set(_NAME.findall(returned))
+    reads = set(_WORD.findall(returned))
     strided = {n for n, v in {**namespace, **inputs}.items() if isinstance(v, np.ndarray) and not v.flags.c_contiguous}
     body, pool, b = plan_buffers(lines[1:], known, kernels, reads, local, not_c_ordered=strided)
     if pool is None:
@@ -854,7 +854,6 @@ def _with_buffers(
 #: one giant function slowly and with much memory; parts compile one at a time).
 PART_LINES = 2000
 SMALL_BYTES = 4096  # at most PART_LINES of these live at once in a part: 8 MiB
-_NAME = re.compile(r"[A-Za-z_]\w*")
 _WORD = re.compile(r"(?!\d)\w+")  # any identifier, non-ASCII ones included (and words in strings)
 
 
