@@ -15,18 +15,14 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .arrays import array_namespace
-from .delta import KroneckerDelta
+from .arrays import array_namespace, dense
 from .primitive import Declaration, Primitive
 
 __all__ = ["add_any", "accumulate", "PerArgument"]
 
 
 def _add_any_impl(a: Any, b: Any) -> Any:
-    if isinstance(a, KroneckerDelta):
-        a = a.materialize()
-    if isinstance(b, KroneckerDelta):
-        b = b.materialize()
+    a, b = dense(a), dense(b)
     if type(a) is np.ndarray and type(b) is np.ndarray:
         return np.add(a, b)
     if array_namespace(a, b) is np:

@@ -49,9 +49,8 @@ import opt_einsum
 from ..algebra.letters import readable_letters
 from ..algebra.subscripts import Spec
 from ..algebra.swap import run_pairwise
-from .arrays import array_namespace, device, dtype, dtype_kind, library_name, namespace_named
+from .arrays import array_namespace, dense, device, dtype, dtype_kind, library_name, namespace_named
 from .arrays import shape as shape_of
-from .delta import KroneckerDelta
 
 __all__ = [
     "Plan", "plan", "evaluate", "contraction_path", "embed_diagonal", "HELPERS", "array_namespace",
@@ -189,7 +188,7 @@ def evaluate(spec: Spec, *arrays: Any) -> Any:
 
 def _evaluate_in(xp: Any, spec: Spec, arrays: Sequence[Any]) -> Any:
     """``evaluate`` for operands of another library: its own plan, its own calls."""
-    operands = [a.materialize() if type(a) is KroneckerDelta else a for a in arrays]
+    operands = [dense(a) for a in arrays]
     shapes = tuple(shape_of(a) for a in operands)
     integer = any(
         dtype_kind(dtype(a)) in "iub" for a in operands if not isinstance(a, (int, float, complex, np.generic))

@@ -24,11 +24,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .accumulate import PerArgument
+from .arrays import dense, ndim, zeros
 from .arrays import dtype as _dtype
-from .arrays import ndim, zeros
 from .arrays import shape as _shape
 from .backward import backward
-from .delta import KroneckerDelta
 from .primitive import Notation, Primitive
 from .structural import getitem_p, reshape_p, stack_p
 from .tape import REVERSE, Node, Tensor, new_trace, unbox
@@ -47,8 +46,7 @@ def map_leading(fn: Callable[[Any], Any], x: Any, extra: int, result_shape: tupl
 
     ``result_shape`` is the shape of one result (used when there are no slices).
     """
-    if isinstance(x, KroneckerDelta):
-        x = x.materialize()
+    x = dense(x)
     batch = _shape(x)[:extra]
     count = int(np.prod(batch, dtype=np.int64))
     if count == 0:

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from .arrays import dense, ndim, zeros
 from .arrays import dtype as _dtype
-from .arrays import ndim, zeros
 from .arrays import shape as _shape
-from .delta import KroneckerDelta
 from .einsum import broadcast_batched
 from .primitive import Declaration, Notation, Primitive
 from .tape import unbox
@@ -92,9 +91,7 @@ class Linear(Declaration):
         operands: list[Any] = []
         for k, arg in enumerate(args):
             if k in tangents:
-                t = tangents[k]
-                if isinstance(t, KroneckerDelta):
-                    t = t.materialize()
+                t = dense(tangents[k])
                 if self.broadcasts:
                     t = broadcast_batched(t, _shape(arg), ans_shape)
                 operands.append(t)

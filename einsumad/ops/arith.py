@@ -21,8 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.arrays import dispatch, dtype_kind, ones
-from ..core.arrays import dtype as _dtype
+from ..core.arrays import dispatch, is_complex, ones
 from ..core.elementwise import Elementwise
 from ..core.linear import Linear
 from ..core.primitive import Notation, Primitive
@@ -119,7 +118,7 @@ pow_const_p = Primitive(
 def _safe_log(x: Any) -> Any:
     """log(x) where x > 0, else 0: the exponent's partial of x**y at x <= 0 (the
     principal logarithm for a complex x)."""
-    if dtype_kind(_dtype(x)) == "c":
+    if is_complex(x):
         return log(x)
     positive = greater(x, 0)
     return where(positive, log(where(positive, x, 1.0)), 0.0)

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from ..core.arrays import dispatch, dtype_kind, is_complex
-from ..core.arrays import dtype as _dtype
 from ..core.general import General
 from ..core.linear import Linear
 from ..core.primitive import Notation, Primitive
@@ -39,10 +38,6 @@ from .einsum import multiply
 from .select import abs_p, where
 
 __all__ = ["real", "imag", "conj", "angle", "abs"]
-
-
-def _is_complex(x: Any) -> bool:
-    return dtype_kind(_dtype(x)) == "c"
 
 
 # ================================================================= real, imag, conj: real-linear
@@ -192,7 +187,7 @@ def abs(x: Any) -> Any:  # noqa: A001
     >>> ea.grad(lambda z: ea.sum(ea.abs(z)))(np.array([3 + 4j]))   # z*/|z|
     array([0.6-0.8j])
     """
-    if _is_complex(x):
+    if is_complex(x):
         return complex_abs_p(x)
     return abs_p(x)
 

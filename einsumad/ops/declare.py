@@ -11,8 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.arrays import is_complex
-from ..core.delta import KroneckerDelta
+from ..core.arrays import dense, is_complex  # noqa: F401 (dense: the ops' import point)
 from ..core.elementwise import Elementwise
 from ..core.primitive import Notation, Primitive
 from ..core.tape import register_numpy_equivalent
@@ -26,15 +25,6 @@ NUMEXPR_FUNCTIONS = frozenset({
     "arcsinh", "arccosh", "arctanh", "log", "log1p", "log10", "log2", "exp", "expm1", "abs",
     "floor", "ceil", "maximum", "minimum", "where", "sign",
 })
-
-
-def dense(x: Any) -> Any:
-    """``x``, with the symbolic Kronecker delta that seeds a Jacobian pass materialised.
-
-    Rules that hand a (co)tangent to something other than an einsum (a solve, a
-    cumulative sum) call this first; einsums contract the delta by relabelling.
-    """
-    return x.materialize() if isinstance(x, KroneckerDelta) else x
 
 
 def real_only(name: str, *args: Any, why: str = "its real formula would silently be wrong") -> None:

@@ -33,11 +33,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..algebra.subscripts import parse
+from ..core.arrays import dense, zeros
 from ..core.arrays import dtype as _dtype
 from ..core.arrays import ndim as _ndim
 from ..core.arrays import shape as _shape
-from ..core.arrays import zeros
-from ..core.delta import KroneckerDelta
 from ..core.einsum import Einsum
 from ..core.elementwise import Elementwise
 from ..core.general import General, map_leading
@@ -69,7 +68,7 @@ class _OneDirectionLinear(Linear):
         count = int(np.prod(batch, dtype=np.int64))
         if count == 0:
             return zeros(batch + _shape(ans), _dtype(ans), like=unbox(ans))
-        flat = {k: reshape_p(t.materialize() if isinstance(t, KroneckerDelta) else t, shape=(count,) + _shape(args[k]))
+        flat = {k: reshape_p(dense(t), shape=(count,) + _shape(args[k]))
                 for k, t in tangents.items()}
         results = [
             super(_OneDirectionLinear, self).jvp(
