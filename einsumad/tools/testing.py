@@ -463,7 +463,7 @@ def _check_grads(
     leaves = _Leaves.of(args, arg_names, "check_grads")
     flat_fun: Callable[..., Any] = lambda *xs: fun(*leaves.rebuild(xs))  # noqa: E731
     flat_args, flat_names = list(leaves.arrays), list(leaves.names)
-    if any(np.iscomplexobj(a) for a in flat_args):
+    if any(is_complex(a) for a in flat_args):
         flat_fun, flat_args, flat_names = _realified(flat_fun, flat_args, flat_names)
     floating = [i for i, a in enumerate(flat_args) if np.issubdtype(a.dtype, np.floating)]
     if not floating:
@@ -545,7 +545,7 @@ def _realified(fun: Callable, args: list[np.ndarray], names: list[str]) -> tuple
     part_names: list[str] = []
     complex_at = []
     for a, name in zip(args, names):
-        if np.iscomplexobj(a):
+        if is_complex(a):
             complex_at.append(True)
             parts += [np.ascontiguousarray(a.real), np.ascontiguousarray(a.imag)]
             part_names += [f"{name}.real", f"{name}.imag"]

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ...core.arrays import dtype, is_complex
 from ...core.backward import backward, toposort
 from ...core.einsum import Einsum
 from ...core.elementwise import Elementwise
@@ -169,14 +170,10 @@ def _call_capturing_locals(fun: Callable, args: Sequence[Any]) -> tuple[Any, dic
 def _reject_complex(names: list[str], args: Sequence[Any]) -> None:
     """derive writes real derivations: a complex argument (differentiated or not) is refused."""
     for name, a in zip(names, args):
-        value = a.value if isinstance(a, Tensor) else a
-        try:
-            dtype = np.asarray(value).dtype
-        except Exception:  # an object NumPy cannot read is left to the trace
-            continue
-        if np.issubdtype(dtype, np.complexfloating):
+        if is_complex(a) or (isinstance(a, (list, tuple)) and any(is_complex(v) for v in a)):
             raise TypeError(
-                f"derive: argument {name!r} is complex ({dtype}); derive shows real derivations and "
+                f"derive: argument {name!r} is complex ({dtype(a) if is_complex(a) else 'complex'}); "
+                "derive shows real derivations and "
                 "does not support complex arguments. For complex numbers use ea.grad (or ea.vjp) for the "
                 "gradient and ea.check_grads to check it."
             )
