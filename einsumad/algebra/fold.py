@@ -55,16 +55,6 @@ DELTA = "δ"
 ONES = "1"
 
 
-def argument_only(template: str) -> bool:
-    """Whether ``{0}`` occurs in ``template`` only as a whole argument of a call, so a
-    compound value needs no parentheses there.
-
-    >>> argument_only("tanh({0})"), argument_only("max({0}, 0)"), argument_only("{0} Φ({0})")
-    (True, True, False)
-    """
-    return "{0}" in template and len(re.findall(r"[(,] ?\{0\}(?=[,)])", template)) == template.count("{0}")
-
-
 def fill(template: str, inner: str, grouped: str) -> str:
     """``template`` with ``{0}`` as ``inner`` where it is a whole argument of a call, else ``grouped``.
 
