@@ -105,6 +105,21 @@ def _needs_parentheses(text: str, alone: bool, power: int | Fraction) -> bool:
     return " " in outer and power != 1
 
 
+def parenthesised(text: str, latex: bool) -> str:
+    """``(text)``, or ``\\left(text\\right)`` in LaTeX."""
+    return f"\\left({text}\\right)" if latex else f"({text})"
+
+
+def as_argument(text: str, latex: bool) -> str:
+    """``text`` where a formula writes it bare (a power's base, a product's factor):
+    bracketed when compound, ``(x^2 + 1)``; as it is when one symbol or one call.
+
+    >>> as_argument("x^2 + 1", False), as_argument("max(x, -1)", False), as_argument("x", True)
+    ('(x^2 + 1)', 'max(x, -1)', 'x')
+    """
+    return parenthesised(text, latex) if " " in text and not _is_call(text) else text
+
+
 def _is_call(text: str) -> bool:
     """Whether ``text`` is one function call, ``max(x, -1)``: an atom inside another formula.
 
@@ -873,21 +888,18 @@ class _Renderer:
                 d.terms and d.terms[0].coef != 1
             )
             if compound and (not alone or power != 1):
-                text = f"\\left({text}\\right)" if self.latex else f"({text})"
+                text = parenthesised(text, self.latex)
         elif f.name in self.inline:
             d = self.inline[f.name].with_indices(f.indices, avoid)
             inner = self.rhs(d)
             template = self.function(f.fn or "{0}")
-            grouped = inner
-            if " " in inner and not _is_call(inner):
-                grouped = f"\\left({inner}\\right)" if self.latex else f"({inner})"  # (x^2 + 1)^1.5
-            text = fill(template, inner, grouped)
+            text = fill(template, inner, as_argument(inner, self.latex))  # (x^2 + 1)^1.5
         else:
             text = self.indexed(f.name, f.indices)
             if f.fn is not None:
                 text = self.function(f.fn).format(text)
         if (f.fn is not None or f.name in self.inline) and _needs_parentheses(text, alone, power):
-            text = f"\\left({text}\\right)" if self.latex else f"({text})"  # (Φ(x) + x φ(x)), (x Φ(x))^2
+            text = parenthesised(text, self.latex)  # (Φ(x) + x φ(x)), (x Φ(x))^2
         if power != 1:
             text = f"{text}^{{{power}}}" if self.latex else f"{text}^{power}"
         return text
@@ -918,7 +930,7 @@ class _Renderer:
         if den:
             below_text = self.product(den, avoid)
             if _needs_parentheses(below_text, False, 1):
-                below_text = f"\\left({below_text}\\right)" if self.latex else f"({below_text})"  # 1 / (16 + b^2)
+                below_text = parenthesised(below_text, self.latex)  # 1 / (16 + b^2)
             denominators.append(below_text)
         if denominators:
             below = " ".join(denominators)

@@ -42,12 +42,14 @@ from ...algebra.fold import (
     Style,
     Term,
     add,
+    as_argument,
     cancel,
     common_factors,
     compound,
     fill,
     fold,
     latex_template,
+    parenthesised,
     render,
     resolve_sizes,
     simplify,
@@ -694,14 +696,13 @@ class Textbook:
                 return None
             if len(d.terms) == 1 and d.terms[0].coef == 1 and len(d.terms[0].factors) == 1:
                 return inner
-            return f"\\left({inner}\\right)" if latex else f"({inner})"
+            return parenthesised(inner, latex)
         if f.name in self.inline:
             inner, _ = self._matrix(self.inline[f.name], latex)
             if inner is None:
                 return None
             template = latex_template(self._fn_plain(f.fn)) if latex else self._fn_plain(f.fn)  # type: ignore[arg-type]
-            grouped = f"\\left({inner}\\right)" if latex and " " in inner else f"({inner})" if " " in inner else inner
-            return _grouped(fill(template, inner, grouped), latex)  # (x ⊙ x + 1)^1.5
+            return _grouped(fill(template, inner, as_argument(inner, latex)), latex)  # (x ⊙ x + 1)^1.5
         base = self._name_latex(f.name) if latex else self._name_plain(f.name)
         if f.fn is not None:
             template = latex_template(self._fn_plain(f.fn)) if latex else self._fn_plain(f.fn)
@@ -805,9 +806,7 @@ class Textbook:
 
 def _grouped(text: str, latex: bool) -> str:
     """A function's formula as one operand: ``(x Φ(x))``, ``(Φ(x) + x φ(x))``, ``tanh(x)``."""
-    if not compound(text):
-        return text
-    return f"\\left({text}\\right)" if latex else f"({text})"
+    return parenthesised(text, latex) if compound(text) else text
 
 
 def _contract(subs: list[str], operands: list[np.ndarray], out: str) -> np.ndarray:
