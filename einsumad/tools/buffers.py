@@ -34,13 +34,14 @@ from __future__ import annotations
 import ast
 import bisect
 import io
+import math
 import tokenize
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["BufferPool", "plan_buffers", "MIN_BYTES"]
+__all__ = ["BufferPool", "plan_buffers", "MIN_BYTES", "nbytes"]
 
 #: Intermediates smaller than this stay fresh allocations: small blocks come from
 #: the allocator's free lists, without page faults.
@@ -72,7 +73,7 @@ class BufferPool:
     def make(self) -> list[np.ndarray]:
         memory = np.empty(self.nbytes, dtype=np.uint8)
         return [
-            memory[offset : offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize].view(dtype).reshape(shape)
+            memory[offset : offset + nbytes(shape, dtype)].view(dtype).reshape(shape)
             for offset, shape, dtype in self.views
         ]
 
@@ -110,14 +111,32 @@ class _Statement:
 _VIEW_METHODS = {"reshape", "transpose", "swapaxes", "ravel"}
 _VIEW_ATTRIBUTES = {"T", "mT"}
 _POWER_UFUNCS = {2: "square", 0.5: "sqrt", -1: "reciprocal"}  # ndarray.__pow__'s fast paths
-_OPERATORS = {
-    ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
+#: The NumPy ufunc of each Python operator and comparison (here and in fusion.py).
+OPERATOR_UFUNCS = {
+    ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide", ast.Pow: "power",
     ast.MatMult: "matmul", ast.Mod: "remainder", ast.FloorDiv: "floor_divide",
 }
-_COMPARISONS = {
+COMPARISON_UFUNCS = {
     ast.Lt: "less", ast.LtE: "less_equal", ast.Gt: "greater", ast.GtE: "greater_equal",
     ast.Eq: "equal", ast.NotEq: "not_equal",
 }
+_OPERATORS = {op: name for op, name in OPERATOR_UFUNCS.items() if op is not ast.Pow}  # ** : _POWER_UFUNCS
+_COMPARISONS = COMPARISON_UFUNCS
+
+
+def nbytes(shape: Any, dtype: Any) -> int:
+    """Bytes of an array of this shape and NumPy dtype (0 when either is unknown or
+    another library's dtype).
+
+    >>> nbytes((128, 128), np.float64), nbytes(None, np.float64)
+    (131072, 0)
+    """
+    if shape is None or dtype is None:
+        return 0
+    try:
+        return math.prod(shape) * np.dtype(dtype).itemsize
+    except TypeError:
+        return 0
 
 
 def _split_comment(line: str) -> tuple[str, str]:
@@ -495,10 +514,10 @@ def plan_buffers(
         if st.alloc is None or st.target in escaped or st.target not in dtypes:
             continue
         dtype = np.dtype(dtypes[st.target])
-        nbytes = int(np.prod(st.alloc_shape, dtype=np.int64)) * dtype.itemsize  # type: ignore[arg-type]
-        if nbytes < min_bytes:
+        size = nbytes(st.alloc_shape, dtype)
+        if size < min_bytes:
             continue
-        candidates.append((st, dtype, nbytes))
+        candidates.append((st, dtype, size))
     if not candidates:
         return body, None, ""
     if len(candidates) > MAX_BUFFERS:  # packing is quadratic in what lives at once: the largest pay most
@@ -533,10 +552,10 @@ def plan_buffers(
     # set of intermediates live at once, as fresh allocations did, less what the
     # operations done in place save.
     blocks: dict[str, list[int]] = {}
-    for st, _, nbytes in candidates:
+    for st, _, size in candidates:
         start, end = st.index, max(last_use.get(st.target, st.index), st.index)
         block = blocks.setdefault(head(st.target), [start, end, 0])
-        block[0], block[1], block[2] = min(block[0], start), max(block[1], end), max(block[2], nbytes)
+        block[0], block[1], block[2] = min(block[0], start), max(block[1], end), max(block[2], size)
     keys = list(blocks)
     sizes = [-(-blocks[k][2] // ALIGN) * ALIGN for k in keys]
     offsets = dict(zip(keys, _packed([(blocks[k][0], blocks[k][1]) for k in keys], sizes)))

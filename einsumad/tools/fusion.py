@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,12 +45,12 @@ import numpy as np
 
 from ..core.einsum import Einsum
 from ..core.source import literal
+from .buffers import COMPARISON_UFUNCS, MIN_BYTES, OPERATOR_UFUNCS, nbytes
 
 __all__ = ["available", "numexpr_threads", "Group", "plan_groups", "render", "Kernels", "MIN_BYTES"]
 
-#: Groups whose result is smaller than this are left as they are: NumPy's own
-#: loops are fastest on small arrays, and small blocks are allocated cheaply.
-MIN_BYTES = 64 * 1024
+# Groups whose result is smaller than MIN_BYTES (buffers.py) are left as they are:
+# NumPy's own loops are fastest on small arrays, and small blocks are allocated cheaply.
 # At most this many instructions in a group: a long chain (a loop of 100,000
 # elementwise steps) is written as several expressions, each one shallow enough
 # for Python's parser and numexpr's compiler.
@@ -156,13 +155,8 @@ MARGIN = 0.8
 PARALLEL_EFFICIENCY = 0.5
 _UNKNOWN_NS = (10.0, 10.0)
 
-_BINARY = {
-    ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide", ast.Pow: "power",
-}
-_COMPARE = {
-    ast.Lt: "less", ast.LtE: "less_equal", ast.Gt: "greater", ast.GtE: "greater_equal",
-    ast.Eq: "equal", ast.NotEq: "not_equal",
-}
+_BINARY = {op: name for op, name in OPERATOR_UFUNCS.items() if name in ("add", "subtract", "multiply", "divide", "power")}
+_COMPARE = COMPARISON_UFUNCS
 _SYMBOL = {
     "add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**",
     "less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=", "equal": "==", "not_equal": "!=",
@@ -344,7 +338,7 @@ def _product_views(ins: Any) -> list[str] | None:
 def _fusable(ins: Any) -> bool:
     if ins.out_shape is None or ins.out_dtype is None or np.dtype(ins.out_dtype).kind not in "f":
         return False
-    if math.prod(ins.out_shape) * np.dtype(ins.out_dtype).itemsize < MIN_BYTES:
+    if nbytes(ins.out_shape, ins.out_dtype) < MIN_BYTES:
         return False
     for dtype in ins.dtypes:
         if not isinstance(dtype, type) and np.dtype(dtype).kind not in "bf":

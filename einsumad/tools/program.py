@@ -33,7 +33,7 @@ from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
 from ..core.source import literal
 from ..core.tape import STAGE, Tensor, new_trace
-from .buffers import MIN_BYTES, plan_buffers
+from .buffers import MIN_BYTES, nbytes, plan_buffers
 from .fusion import Group, plan_groups, render
 
 __all__ = ["Instruction", "Program", "trace", "emit", "Source"]
@@ -256,9 +256,9 @@ class Program:
                 q_shapes = tuple(b.shapes[j] for j in rest_b)
                 p, q = _sized(p, p_shapes), _sized(q, q_shapes)
                 shared_shape = p.shape(p.output)
-                before = _loop_cost(a.spec, a.shapes) + _loop_cost(b.spec, b.shapes) + _size(ins.shapes[0])  # type: ignore[arg-type]
+                before = _loop_cost(a.spec, a.shapes) + _loop_cost(b.spec, b.shapes) + math.prod(ins.shapes[0])  # type: ignore[arg-type]
                 after = (
-                    _loop_cost(p, p_shapes) + _loop_cost(q, q_shapes) + _size(shared_shape)
+                    _loop_cost(p, p_shapes) + _loop_cost(q, q_shapes) + math.prod(shared_shape)
                     + _loop_cost(outer, (a.shapes[k_a], shared_shape))
                 )
                 if after >= before:
@@ -323,16 +323,6 @@ def _substituted(consumer: Spec, k: int, producer: Spec) -> Spec | None:
     return substitute(consumer, k, producer)
 
 
-def _nbytes(shape: tuple[int, ...] | None, dtype: Any) -> int:
-    """Bytes of an array of this shape and dtype (0 when either is unknown or not NumPy's)."""
-    if shape is None or dtype is None:
-        return 0
-    try:
-        return math.prod(shape) * np.dtype(dtype).itemsize
-    except TypeError:
-        return 0
-
-
 def _numpy_result_type(dtypes: Sequence[Any]) -> np.dtype | None:
     """NumPy's result dtype of operands of these dtypes (Python number types count as
     weak scalars), or None when some dtype is another library's."""
@@ -340,10 +330,6 @@ def _numpy_result_type(dtypes: Sequence[Any]) -> np.dtype | None:
         return np.result_type(*[d(0) if isinstance(d, type) else np.dtype(d) for d in dtypes])
     except TypeError:
         return None
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -588,7 +574,7 @@ def emit(
     # the source (and CPython's compile of it) about half as long.
     small: set[int] = set()
     if len(program.instructions) > PART_LINES:
-        small = {ins.out for ins in program.instructions if 0 < _nbytes(ins.out_shape, ins.out_dtype) <= SMALL_BYTES}
+        small = {ins.out for ins in program.instructions if 0 < nbytes(ins.out_shape, ins.out_dtype) <= SMALL_BYTES}
     holders: dict[str, set[int]] = {}  # local variable -> live slots it holds
     assigned: set[str] = set()  # locals the instructions assign (the only ones deleted)
 
@@ -823,7 +809,7 @@ def _with_buffers(
 ) -> list[str]:
     """``lines`` (header and body) with large intermediates written into kept buffers:
     a call takes a set from the pool named ``buffers`` and gives it back before returning."""
-    if not any(_nbytes(ins.out_shape, ins.out_dtype) >= MIN_BYTES for ins in program.instructions):
+    if not any(nbytes(ins.out_shape, ins.out_dtype) >= MIN_BYTES for ins in program.instructions):
         return lines  # nothing large enough to keep: no analysis to pay for
     known = dict(known)
     for ins in program.instructions:
