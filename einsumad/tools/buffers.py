@@ -108,8 +108,11 @@ class _Statement:
     alloc_shape: Shape | None = None
 
 
-_VIEW_METHODS = {"reshape", "transpose", "swapaxes", "ravel"}
-_VIEW_ATTRIBUTES = {"T", "mT"}
+#: ndarray methods and attributes that return views (here and in program.py's hoisting),
+#: and those of them that transpose (the view's memory order is not C order).
+VIEW_METHODS = frozenset({"reshape", "transpose", "swapaxes", "ravel", "diagonal"})
+VIEW_ATTRIBUTES = frozenset({"T", "mT"})
+TRANSPOSING = frozenset({"T", "mT", "transpose", "swapaxes"})
 _POWER_UFUNCS = {2: "square", 0.5: "sqrt", -1: "reciprocal"}  # ndarray.__pow__'s fast paths
 #: The NumPy ufunc of each Python operator and comparison (here and in fusion.py).
 OPERATOR_UFUNCS = {
@@ -167,10 +170,10 @@ def _ufunc_name(node: ast.expr) -> str | None:
 def _strip_views(node: ast.expr) -> ast.expr:
     """The expression under a chain of view operations (reshape, transpose, [..])."""
     while True:
-        if isinstance(node, ast.Attribute) and node.attr in _VIEW_ATTRIBUTES:
+        if isinstance(node, ast.Attribute) and node.attr in VIEW_ATTRIBUTES:
             node = node.value
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in _VIEW_METHODS and not _is_np(node.func)):
+              and node.func.attr in VIEW_METHODS and not _is_np(node.func)):
             node = node.func.value
         elif isinstance(node, ast.Subscript) and _is_basic_index(node.slice):
             node = node.value
@@ -213,11 +216,11 @@ def _transposes_after(node: ast.expr, inner: ast.expr) -> bool:
     """The chain of views from ``inner`` up to ``node`` includes a transposition."""
     while node is not inner:
         if isinstance(node, ast.Attribute):
-            if node.attr in ("T", "mT"):
+            if node.attr in TRANSPOSING:
                 return True
             node = node.value
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in ("transpose", "swapaxes"):
+            if node.func.attr in TRANSPOSING:
                 return True
             node = node.func.value
         elif isinstance(node, ast.Subscript):
@@ -240,11 +243,9 @@ def _reads_transposed(node: ast.expr, strided: set[str]) -> bool:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and sub.id in strided:
             return True
-        if isinstance(sub, ast.Attribute) and sub.attr in ("T", "mT"):
+        if isinstance(sub, ast.Attribute) and sub.attr in TRANSPOSING:
             return True
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in (
-            "transpose", "swapaxes"
-        ):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in TRANSPOSING:
             return True
     return False
 

@@ -33,7 +33,7 @@ from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
 from ..core.source import literal
 from ..core.tape import STAGE, Tensor, new_trace
-from .buffers import MIN_BYTES, nbytes, plan_buffers
+from .buffers import MIN_BYTES, VIEW_ATTRIBUTES, VIEW_METHODS, nbytes, plan_buffers
 from .fusion import Group, plan_groups, render
 
 __all__ = ["Instruction", "Program", "trace", "emit", "Source"]
@@ -748,7 +748,6 @@ def emit(
     return source
 
 
-_VIEWS = {"T", "reshape", "transpose", "swapaxes", "ravel", "diagonal"}
 
 
 def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: Callable[[str], str]) -> list[str]:
@@ -759,9 +758,9 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
     def constant_view(node: ast.expr) -> bool:
         if isinstance(node, ast.Name):
             return isinstance(namespace.get(node.id), np.ndarray)
-        if isinstance(node, ast.Attribute) and node.attr == "T":
+        if isinstance(node, ast.Attribute) and node.attr in VIEW_ATTRIBUTES:
             return constant_view(node.value)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _VIEWS
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in VIEW_METHODS
                 and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
             return constant_view(node.func.value)
         return False
