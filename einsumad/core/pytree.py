@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from numpy import ndarray
 
-__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "tree_signature", "LEAF"]
+__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "tree_signature", "LEAF", "leaf_expression"]
 
 # Tokens: a leaf, None, or a container followed by its size (dicts: their keys).
 _LEAF, _NONE, _LIST, _TUPLE, _DICT = range(5)
@@ -223,6 +223,16 @@ def _walk(tree: Any, leaf_key: Callable[[Any], Any] | None) -> tuple[list[Any], 
             push(_LEAF if leaf_key is None else leaf_key(node))
             leaves.append(node)
     return leaves, tuple(tokens)
+
+
+def leaf_expression(name: str, path: tuple[Any, ...]) -> str:
+    """The Python expression of a leaf: ``params['W1']`` for the path ``('W1',)`` of ``params``
+    (codegen's locals, the verifier's messages).
+
+    >>> leaf_expression("params", ("layers", 0, "W"))
+    "params['layers'][0]['W']"
+    """
+    return name + "".join(f"[{key!r}]" for key in path)
 
 
 def tree_unflatten(treedef: TreeDef, leaves: list[Any]) -> Any:

@@ -30,7 +30,7 @@ from ..algebra.swap import factor_out, pairwise_steps, substitute
 from ..core import arrays
 from ..core.backend import HELPERS, contraction_path, plan
 from ..core.einsum import Einsum, einsum_p
-from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
+from ..core.pytree import TreeDef, leaf_expression, tree_flatten, tree_unflatten
 from ..core.source import literal
 from ..core.tape import STAGE, Tensor, new_trace
 from .buffers import MIN_BYTES, VIEW_ATTRIBUTES, VIEW_METHODS, nbytes, plan_buffers
@@ -459,10 +459,6 @@ def _identifier(text: str, fallback: str) -> str:
     return cleaned
 
 
-def _leaf_expression(arg_name: str, path: tuple[Any, ...]) -> str:
-    return arg_name + "".join(f"[{key!r}]" for key in path)
-
-
 def emit(
     program: Program,
     name: str,
@@ -527,10 +523,10 @@ def emit(
                 known[arg_name] = (leaf.shape, leaf.dtype)
                 input_arrays[arg_name] = leaf
             continue
-        local = _identifier(_leaf_expression(arg_name, path), "leaf")
+        local = _identifier(leaf_expression(arg_name, path), "leaf")
         local = local if local not in taken else fresh(local + "_")
         taken.add(local)
-        lines.append(f"    {local} = {_leaf_expression(arg_name, path)}")
+        lines.append(f"    {local} = {leaf_expression(arg_name, path)}")
         names[slot] = local
         if isinstance(leaf, np.ndarray):
             known[local] = (leaf.shape, leaf.dtype)

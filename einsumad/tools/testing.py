@@ -70,7 +70,7 @@ from ..algebra.errors import GradientCheckError
 from ..core.arrays import is_complex
 from ..core.general import RuleError
 from ..core.names import parameter_names
-from ..core.pytree import TreeDef, tree_flatten, tree_unflatten
+from ..core.pytree import TreeDef, leaf_expression, tree_flatten, tree_unflatten
 from ..core.tape import Tensor
 from ..ops.complex import imag, real
 from ..transforms.autodiff import jvp, vjp
@@ -1170,7 +1170,7 @@ class _Leaves:
         for arg, arg_name in zip(args, arg_names):
             leaves, treedef = tree_flatten(arg)
             for leaf, path in zip(leaves, treedef.paths()):
-                name = arg_name + "".join(f"[{key!r}]" for key in path)
+                name = leaf_expression(arg_name, path)
                 if isinstance(leaf, Tensor):
                     raise TypeError(f"{where}: argument {name} is a traced Tensor; pass NumPy arrays")
                 a = np.asarray(leaf)
