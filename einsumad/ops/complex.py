@@ -118,12 +118,6 @@ register_numpy_equivalent(np.conjugate, "ea.conj")
 #   arg z:  d arg z = Im(z* dz)/|z|²  so  z̄ = -i ḡ z*/|z|²   (Im(w) = Re(-i w))
 
 
-def _squared_modulus(z: Any) -> Any:
-    r = real_p(z)
-    i = imag_p(z)
-    return multiply(r, r) + multiply(i, i)
-
-
 def _safe_reciprocal(s: Any) -> Any:
     """1/s where s > 0, else 0: the derivative taken at the origin."""
     positive = greater(s, 0)
@@ -156,11 +150,11 @@ def _angle_api(xp: Any, x: Any) -> Any:
 
 
 def _angle_vjp(g: Any, ans: Any, z: Any) -> Any:
-    return multiply(g, multiply(conj_p(z), multiply(_safe_reciprocal(_squared_modulus(z)), -1j)))
+    return multiply(g, multiply(conj_p(z), multiply(_safe_reciprocal(abs_squared(z)), -1j)))
 
 
 def _angle_jvp(t: Any, ans: Any, z: Any) -> Any:
-    return multiply(imag_p(multiply(conj_p(z), t)), _safe_reciprocal(_squared_modulus(z)))
+    return multiply(imag_p(multiply(conj_p(z), t)), _safe_reciprocal(abs_squared(z)))
 
 
 angle_p: Primitive = Primitive(
