@@ -25,7 +25,7 @@ from ..core.arrays import (
     ones,
     zeros,
 )
-from ..core.arrays import dtype as _array_dtype
+from ..core.arrays import dtype as _dtype
 from ..core.arrays import shape as _shape
 from ..core.backward import backward
 from ..core.delta import KroneckerDelta
@@ -35,10 +35,6 @@ from ..core.tape import FORWARD, REVERSE, Node, Tensor, new_trace, unbox
 from ..ops.einsum import transpose
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacfwd", "jacrev", "hessian"]
-
-
-def _dtype(x: Any) -> Any:
-    return x.dtype if isinstance(x, Tensor) else _array_dtype(x)
 
 
 def _as_primal(x: Any, where: str) -> Any:
@@ -74,7 +70,7 @@ def _finish(g: Any, primal: Any) -> Any:
         if np.iscomplexobj(g) and dtype_kind(dtype) != "c":
             g = np.real(g)
         return np.array(g, dtype=dtype, copy=True)
-    if _array_dtype(g) == dtype:
+    if _dtype(g) == dtype:
         return g
     return astype_p.impl(real_p.impl(g) if dtype_kind(dtype) != "c" else g, dtype=dtype)
 
