@@ -52,9 +52,9 @@ def _as_operands(operands: Sequence[Any]) -> list[Any]:
     Beside another library's arrays, numbers stay numbers (its plans multiply them
     in, with that library's own promotion) and lists become its arrays.
     """
-    if all(type(o) is np.ndarray for o in operands):  # the common call, checked cheaply
-        if all(o.dtype == operands[0].dtype for o in operands):
-            return list(operands)
+    values = [unbox(o) for o in operands]  # traced or not: the common call, checked cheaply
+    if all(type(v) is np.ndarray for v in values) and all(v.dtype == values[0].dtype for v in values):
+        return list(operands)
     arrays = [unbox(o) for o in operands if not isinstance(o, (list, tuple))]
     xp = array_namespace(*arrays)
     if xp is not np:
