@@ -255,6 +255,24 @@ def test_codegen_prints_the_namespace_and_compile_runs_it(backend):
     assert compiled.cache_size() == 1
 
 
+def test_a_stepped_program_runs_in_the_arrays_library(backend, monkeypatch):
+    """A long program's first calls run op by op; its results stay in the library too."""
+    from einsumad.tools import stepper
+
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 2)
+    W, x = backend(W0), backend(X0)
+    compiled = ea.compile(ea.grad(mlp_loss, argnums=(0, 1)))
+    for written in (False, True):  # stepped, then written on the second call
+        grads = compiled(W, x)
+        (program,) = compiled.programs.values()
+        assert (program.source is not None) == written
+        for k, g in enumerate(grads):
+            assert backend.owns(g)
+            numeric = numerical_gradient(lambda *a: mlp_loss(*a), [W0, X0], k)
+            np.testing.assert_allclose(to_numpy(g), numeric, rtol=1e-6, atol=1e-7)
+
+
 def test_numpy_programs_are_unchanged_by_the_other_libraries():
     source = ea.codegen(ea.grad(mlp_loss), W0, X0)
     assert "# xp" not in source and "xp." not in source.replace("np.exp", "") and "np.tanh" in source

@@ -116,3 +116,20 @@ def test_derive_cost_times_grad_derive_and_the_printed_view():
     for k, name in enumerate(["W1", "b1", "W2", "b2"]):
         fd = numerical_gradient(lambda *a: float(derive_cost.loss(*a)), list(args), k)
         np.testing.assert_allclose(d.gradients[name], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_first_call_times_eager_and_the_first_compiled_call_in_fresh_processes():
+    from benchmarks import first_call
+
+    results = first_call.measure(steps=2000)  # 12,000 instructions: a stepped program
+    assert set(results) == {"eager", "compiled"}
+    x = np.linspace(0, 1, 3)
+    ys = [x]
+    for _ in range(2000):
+        ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
+    expected = np.ones(3)
+    for y in reversed(ys[:-1]):
+        expected = expected * np.cos(y) * 0.999
+    for r in results.values():
+        assert r["seconds"] > 0 and r["peak_mib"] > 0
+        np.testing.assert_allclose(r["gradient"], expected, rtol=1e-10)

@@ -14,6 +14,8 @@ import pytest
 
 import einsumad as ea
 from einsumad.core.tape import unbox
+from einsumad.tools.program import trace
+from einsumad.tools.stepper import STEP_CALLS, Stepper
 from tests.numeric import numerical_gradient
 
 # ---------------------------------------------------------------- escaped tracers
@@ -271,8 +273,11 @@ def test_a_long_chain_compiles_and_equals_eager():
     f = _sin_chain(3000)
     x = np.linspace(0, 1, 3)
     compiled = ea.compile(ea.grad(f))
-    np.testing.assert_allclose(compiled(x), ea.grad(f)(x), rtol=1e-12)
+    eager = ea.grad(f)(x)
+    for _ in range(STEP_CALLS):  # 18,000 instructions: stepped through, then written
+        np.testing.assert_allclose(compiled(x), eager, rtol=1e-12)
     assert "def _part" in next(iter(compiled.programs.values())).source  # emitted in parts
+    np.testing.assert_allclose(compiled(x), eager, rtol=1e-12)
 
 
 def test_the_collector_is_paused_only_while_a_program_is_built():
@@ -383,6 +388,8 @@ def test_every_op_compiles_and_codegen_prints_what_compile_runs(name):
     np.testing.assert_allclose(compiled(X), eager, rtol=1e-12, atol=1e-14)
     (program,) = compiled.programs.values()
     assert str(program.source) == str(source)  # compile runs exactly what codegen prints
+    stepped = Stepper(trace(grad, (X,), {}), frozenset())  # a long program's first calls
+    np.testing.assert_allclose(stepped(X * 1.01), grad(X * 1.01), rtol=1e-12, atol=1e-14)
 
 
 def test_the_op_table_covers_every_public_op():

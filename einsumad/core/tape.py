@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 __all__ = [
     "REVERSE", "FORWARD", "STAGE",
-    "Trace", "Node", "Tensor", "bind", "new_trace", "unbox", "strip_differentiation",
+    "Trace", "Node", "Tensor", "apply", "bind", "new_trace", "unbox", "strip_differentiation",
     "EscapedTracerError", "MixedLibrariesError", "register_numpy_equivalent",
 ]
 
@@ -308,6 +308,20 @@ _PYTHON_NUMBERS = (int, float, complex)
 _NUMPY_SCALARS = (np.float64, np.float32, np.float16, np.int64, np.int32, np.complex128, np.complex64, np.bool_)
 
 
+def apply(prim: Any, args: Sequence[Any], params: dict) -> Any:
+    """Apply primitive ``prim`` to plain values (no traced argument): its implementation,
+    with Python numbers kept "weak" (numbers in, a Python number out, as NumPy's
+    scalar promotion expects). Eager calls end here, and so does a compiled
+    program run step by step (:mod:`einsumad.tools.stepper`)."""
+    try:
+        ans = prim.impl(*args, **params)
+    except MixedLibrariesError as error:
+        raise error.within(prim.name) from None
+    if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
+        return ans.item()
+    return ans
+
+
 def bind(prim: Any, args: tuple, params: dict) -> Any:
     """Apply primitive ``prim`` to ``args``, recording it on the highest trace."""
     top: Trace | None = None
@@ -318,13 +332,7 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
             if top is None or a.trace.level > top.level:
                 top = a.trace
     if top is None:
-        try:
-            ans = prim.impl(*args, **params)
-        except MixedLibrariesError as error:
-            raise error.within(prim.name) from None
-        if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
-            return ans.item()  # Python numbers in, a Python number out: it stays "weak"
-        return ans
+        return apply(prim, args, params)
     inner_list = []
     traced = []  # positions of the arguments boxed by ``top``
     nested = False  # does a lower trace still box some argument?

@@ -4,7 +4,11 @@
 program as NumPy source (:func:`~.program.emit`). ``ea.compile(f)`` does the
 same once per input signature, executes that source, and calls the resulting
 function on later inputs: there is no tape, no parsing and no planning left at
-call time, and what ``codegen`` prints is exactly what runs.
+call time, and what ``codegen`` prints is exactly what runs. A long program
+(over ``stepper.STEP_ABOVE`` instructions, such as the gradient of a loop
+unrolled 100,000 times) would cost several eager calls to write and compile
+before its first result: its first ``stepper.STEP_CALLS`` calls run the
+recorded instructions one by one (:mod:`.stepper`), and then it is written.
 
 A program is keyed by the input signature: the pytree structure, the shape and
 dtype of every array leaf, the type of every Python number, and the values of
@@ -40,6 +44,7 @@ from ..core.arrays import device, dtype, shape
 from ..core.names import parameter_names
 from ..core.pytree import tree_signature
 from ..core.tape import Tensor
+from . import stepper
 from .program import Program, Source, emit, is_traced_leaf, trace
 
 __all__ = ["compile", "codegen", "ProgramCache"]
@@ -102,13 +107,14 @@ def _collector_paused() -> Iterator[None]:
                 _builds["paused"] = False
 
 
-def _build(
-    fun: Callable, args: tuple, kwargs: dict, static: frozenset[int], options: dict | None = None
-) -> tuple[Program, Source]:
+def _traced(fun: Callable, args: tuple, kwargs: dict, static: frozenset[int]) -> Program:
     with _collector_paused():
-        program = trace(fun, args, kwargs, static)
-        source = emit(program, _function_name(fun), _arg_names(fun, len(args)), args, static, **(options or {}))
-    return program, source
+        return trace(fun, args, kwargs, static)
+
+
+def _written(program: Program, fun: Callable, args: tuple, static: frozenset[int], options: dict | None = None) -> Source:
+    with _collector_paused():
+        return emit(program, _function_name(fun), _arg_names(fun, len(args)), args, static, **(options or {}))
 
 
 def codegen(fun: Callable, *args: Any, static_argnums: int | Sequence[int] = (), **kwargs: Any) -> Source:
@@ -130,7 +136,7 @@ def codegen(fun: Callable, *args: Any, static_argnums: int | Sequence[int] = (),
         return v2
     """
     static = _static_positions(static_argnums, len(args))
-    return _build(fun, args, kwargs, static)[1]
+    return _written(_traced(fun, args, kwargs, static), fun, args, static)
 
 
 def _never(*args: Any) -> bool:
@@ -158,6 +164,17 @@ class ProgramCache:
         else:
             self.fast[:] = [_never, None]
 
+    def _write(self, program: Program, static: frozenset[int], args: tuple) -> Callable:
+        """Write ``program`` as source (for arguments of its signature) and run that from now on."""
+        source = _written(program, self.fun, args, static, self.options)
+        with _collector_paused():
+            function = source.function()
+        stepped = program.function
+        program.source, program.function = source, function
+        if stepped is not None and self.fast[1] is stepped:
+            self.fast[1] = function
+        return function  # type: ignore[no-any-return]
+
     def cache_size(self) -> int:
         return len(self.programs)
 
@@ -179,7 +196,12 @@ class ProgramCache:
         except _Traced:
             return self.fun(*args, **kwargs)  # inside a transformation: nothing to replay
         except TypeError:  # an unhashable static argument: trace every call
-            return _build(self.fun, args, kwargs, static, self.options)[1].function()(*args)
+            program = _traced(self.fun, args, kwargs, static)
+            if len(program) > stepper.STEP_ABOVE:  # run once: not worth writing
+                with _collector_paused():
+                    once = stepper.Stepper(program, static)
+                return once.run(args)
+            return _written(program, self.fun, args, static, self.options).function()(*args)
         if program is None:
             return self._miss(key, args, kwargs, static)
         self.programs.move_to_end(key)
@@ -187,10 +209,13 @@ class ProgramCache:
         return program.function(*args)
 
     def _miss(self, key: Any, args: tuple, kwargs: dict, static: frozenset[int]) -> Any:
-        program, source = _build(self.fun, args, kwargs, static, self.options)
-        program.source = source
-        with _collector_paused():
-            program.function = function = source.function()
+        program = _traced(self.fun, args, kwargs, static)
+        if len(program) > stepper.STEP_ABOVE:  # stepped through until it has earned its source
+            with _collector_paused():
+                program.function = stepper.Stepper(program, static, functools.partial(self._write, program, static))
+        else:
+            self._write(program, static, args)
+        function = program.function
         program.guard = _guard(args, static)
         self.programs[key] = program
         self._remember(program, kwargs)
@@ -321,6 +346,10 @@ def compile(  # noqa: A001
     (``out=``; :mod:`einsumad.tools.buffers`): results never share memory with
     them, and concurrent calls from several threads each use their own set.
     ``buffers=False`` allocates every intermediate afresh.
+
+    A program of more than 10,000 instructions is run instruction by instruction
+    for its first 8 calls and written as source only then, so that its first call
+    costs about two eager calls rather than five (:mod:`einsumad.tools.stepper`).
 
     >>> import numpy as np, einsumad as ea
     >>> loss = lambda W, x: ea.sum(ea.tanh(ea.einsum("ij,j->i", W, x)))

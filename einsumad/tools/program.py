@@ -66,6 +66,9 @@ class Instruction:
         return f"<s{self.out} = {self.prim.name}{self.args}>"
 
 
+_NO_PARAMS: dict[str, Any] = {}  # shared by the instructions of ops without parameters (never changed)
+
+
 def _is_core_einsum(prim: Any) -> bool:
     declaration = prim.declaration
     return isinstance(declaration, Einsum) and declaration.subscripts is None
@@ -86,6 +89,7 @@ class Program:
     source: Any = None  # the emitted Source, once emitted
     function: Any = None  # the function compiled from it
     guard: Any = None  # ea.compile's check that arguments have this program's signature
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False)  # one copy of equal shapes, dtypes, params
 
     # -- recording ------------------------------------------------------------------
 
@@ -120,9 +124,19 @@ class Program:
                 shapes.append(arrays.shape(v))
                 dtypes.append(arrays.dtype(v))
         out = self.slot(None, False)
-        self.instructions.append(
-            Instruction(prim, tuple(refs), params, out, tuple(shapes), tuple(dtypes), arrays.shape(ans), arrays.dtype(ans))
-        )
+        # A long program repeats a few shapes, dtypes and parameters many times: each
+        # instruction keeps the first equal copy (a third of its memory).
+        shared = self.shared.setdefault
+        if params:
+            if len(params) == 1 and "spec" in params:
+                params = shared(("spec", params["spec"]), params)
+        else:
+            params = _NO_PARAMS
+        shapes_, dtypes_, out_shape = tuple(shapes), tuple(dtypes), arrays.shape(ans)
+        self.instructions.append(Instruction(
+            prim, tuple(refs), params, out, shared(shapes_, shapes_), shared(dtypes_, dtypes_),
+            shared(out_shape, out_shape), arrays.dtype(ans),
+        ))
         return Tensor(ans, self.stage, node=out)
 
     def _times_ones(self, args: tuple, ans: Any, spec: Spec) -> Tensor | None:
@@ -346,6 +360,7 @@ def _loop_cost(spec: Spec, shapes: tuple) -> int:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _sized(spec: Spec, shapes: tuple) -> Spec:
     """``spec`` with every symbol's size read from the operand shapes."""
     sizes = dict(spec.sizes)

@@ -1,0 +1,186 @@
+"""A long compiled program runs step by step for its first calls, then as written source.
+
+Truths: closed forms in NumPy and eager ``ea.grad``; the stepped program must keep
+every promise of the written one (pytrees, Python numbers, static arguments,
+dtypes, results that never share memory with arguments, read-only constants).
+"""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import einsumad as ea
+from einsumad.tools import compile as compile_module
+from einsumad.tools import stepper
+from einsumad.tools.program import trace
+from einsumad.tools.stepper import Stepper
+
+
+def _sin_chain(steps: int):
+    def f(x):
+        for _ in range(steps):
+            x = ea.sin(x) * 0.999 + 0.001
+        return ea.sum(x)
+
+    return f
+
+
+def _sin_chain_gradient(x: np.ndarray, steps: int) -> np.ndarray:
+    """The chain rule by hand: the product of the steps' derivatives."""
+    ys = [x]
+    for _ in range(steps):
+        ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
+    gradient = np.ones_like(x)
+    for y in reversed(ys[:-1]):
+        gradient = gradient * np.cos(y) * 0.999
+    return gradient
+
+
+def _only_program(compiled):
+    (program,) = compiled.programs.values()
+    return program
+
+
+def test_a_long_program_is_stepped_for_its_first_calls_then_written(monkeypatch):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 50)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 3)
+    f = _sin_chain(20)  # 120 instructions
+    compiled = ea.compile(ea.grad(f))
+    x = np.linspace(0, 1, 3)
+    for call in range(2):
+        xs = x + 0.1 * call
+        np.testing.assert_allclose(compiled(xs), _sin_chain_gradient(xs, 20), rtol=1e-12)
+        program = _only_program(compiled)
+        assert isinstance(program.function, Stepper) and program.source is None
+    np.testing.assert_allclose(compiled(x * 0.5), _sin_chain_gradient(x * 0.5, 20), rtol=1e-12)
+    program = _only_program(compiled)
+    assert not isinstance(program.function, Stepper)
+    assert str(program.source) == str(ea.codegen(ea.grad(f), x))  # then it runs what codegen prints
+    for scale in (0.25, 0.75):  # later calls (the fast path) run the written source
+        np.testing.assert_allclose(compiled(x * scale), _sin_chain_gradient(x * scale, 20), rtol=1e-12)
+    assert compiled.cache_size() == 1
+
+
+def test_a_short_program_is_written_at_once():
+    compiled = ea.compile(ea.grad(_sin_chain(3)))
+    compiled(np.ones(2))
+    assert _only_program(compiled).source is not None
+
+
+def _model(params, xs, scale, mode):
+    h = ea.tanh(ea.einsum("ij,j->i", params["W"], xs[0]) + params["b"]) * scale
+    if mode == "double":
+        h = h * 2.0
+    return {"h": h, "x": xs[0], "again": (h, h), "ones": np.ones(2), "scale": scale, "t": ea.transpose(xs[1])}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stepping_keeps_every_promise_of_the_written_program(monkeypatch, dtype):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 10**9)
+    rng = np.random.default_rng(0)
+    params = {"W": rng.normal(size=(2, 3)).astype(dtype), "b": rng.normal(size=2).astype(dtype)}
+    xs = [rng.normal(size=3).astype(dtype), rng.normal(size=(2, 4)).astype(dtype)]
+    compiled = ea.compile(_model, static_argnums=3)
+    written = ea.codegen(_model, params, xs, 0.5, "double").function()
+    for scale, mode in ((0.5, "double"), (1.5, "double"), (0.5, "once")):
+        got = compiled(params, xs, scale, mode)
+        assert all(isinstance(p.function, Stepper) for p in compiled.programs.values())
+        expected_h = np.tanh(params["W"] @ xs[0] + params["b"]) * scale * (2.0 if mode == "double" else 1.0)
+        np.testing.assert_allclose(got["h"], expected_h, rtol=1e-6 if dtype == np.float32 else 1e-13)
+        assert got["h"].dtype == dtype and got["t"].dtype == dtype
+        np.testing.assert_array_equal(got["x"], xs[0])
+        np.testing.assert_array_equal(got["t"], xs[1].T)
+        assert not np.shares_memory(got["x"], xs[0]) and not np.shares_memory(got["t"], xs[1])
+        assert got["again"][0] is not got["again"][1] and not np.shares_memory(*got["again"])
+        assert type(got["scale"]) is float and got["scale"] == scale
+        assert not got["ones"].flags.writeable
+        if mode == "double":  # the same program, written as source: the same values, the same structure
+            reference = written(params, xs, scale, mode)
+            assert reference.keys() == got.keys()
+            np.testing.assert_array_equal(reference["h"], got["h"])
+    assert compiled.cache_size() == 2  # one program per static value
+
+
+def test_python_number_arguments_stay_weak_when_stepped(monkeypatch):
+    """A Python float input times a float32 array stays float32, as eagerly."""
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+    f = ea.compile(lambda a, x: x * (a * 2.0))
+    x = np.ones(3, np.float32)
+    got = f(1.5, x)
+    assert got.dtype == np.float32 and isinstance(_only_program(f).function, Stepper)
+    np.testing.assert_array_equal(got, np.full(3, 3.0, np.float32))
+
+
+def test_stepping_frees_each_value_after_its_last_use(monkeypatch):
+    """40 steps on 1 MiB arrays: about three arrays live at once, not forty."""
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+
+    def chain(x):
+        for _ in range(40):
+            x = ea.sin(x) * 0.999 + 0.001
+        return x
+
+    x = np.linspace(0, 1, 2**17)
+    compiled = ea.compile(chain, fuse=False, buffers=False)
+    compiled(x)
+    tracemalloc.start()
+    try:
+        got = compiled(x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected = x
+    for _ in range(40):
+        expected = np.sin(expected) * 0.999 + 0.001
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+    assert peak < 8 * x.nbytes, peak
+
+
+def test_threads_step_while_one_of_them_writes_the_source(monkeypatch):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 50)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 3)
+    writes = []
+    real_written = compile_module._written
+
+    def counted(*args, **kwargs):
+        writes.append(1)
+        return real_written(*args, **kwargs)
+
+    monkeypatch.setattr(compile_module, "_written", counted)
+    compiled = ea.compile(ea.grad(_sin_chain(20)))
+    x = np.linspace(0, 1, 3)
+    compiled(x)  # traced (and stepped) once
+    failures = []
+
+    def work(k: int) -> None:
+        for call in range(6):
+            xs = x + 0.01 * (k + call)
+            if not np.allclose(compiled(xs), _sin_chain_gradient(xs, 20), rtol=1e-12):
+                failures.append((k, call))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert len(writes) == 1 and _only_program(compiled).source is not None
+
+
+def test_an_unhashable_static_argument_steps_a_long_program_once(monkeypatch):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+    f = ea.compile(lambda x, weights: ea.sum(x * np.asarray(weights)), static_argnums=1)
+    assert f(np.ones(3), [1.0, 2.0, 3.0]) == 6.0
+    assert f.cache_size() == 0
+
+
+def test_the_stepper_runs_a_traced_program_directly():
+    g = ea.grad(lambda x: ea.sum(ea.exp(x) * x))
+    x = np.array([0.0, 1.0, -2.0])
+    program = trace(g, (x,), {})
+    np.testing.assert_allclose(Stepper(program, frozenset())(x * 2), np.exp(2 * x) * (1 + 2 * x), rtol=1e-14)
