@@ -184,3 +184,20 @@ def test_the_stepper_runs_a_traced_program_directly():
     x = np.array([0.0, 1.0, -2.0])
     program = trace(g, (x,), {})
     np.testing.assert_allclose(Stepper(program, frozenset())(x * 2), np.exp(2 * x) * (1 + 2 * x), rtol=1e-14)
+
+
+def test_a_program_that_cannot_be_written_keeps_stepping_and_says_why(monkeypatch):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no room")
+
+    monkeypatch.setattr(compile_module, "_written", broken)
+    f = ea.compile(ea.grad(lambda x: ea.sum(ea.sin(x))))
+    x = np.array([0.5, 1.0])
+    np.testing.assert_allclose(f(x), np.cos(x), rtol=1e-15)
+    with pytest.warns(RuntimeWarning, match=r"could not write .*RuntimeError: no room.*step by step"):
+        np.testing.assert_allclose(f(x), np.cos(x), rtol=1e-15)
+    np.testing.assert_allclose(f(x * 2), np.cos(x * 2), rtol=1e-15)  # no second attempt, no second warning
+    assert isinstance(_only_program(f).function, Stepper)

@@ -22,6 +22,7 @@ array([2., 2.])
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -84,8 +85,18 @@ class Stepper:
                 self.calls_left -= 1
                 write = self.calls_left == 0
             if write:
-                self.function = self.then(args)
-                return self.function(*args)
+                try:
+                    self.function = self.then(args)
+                except Exception as error:  # noqa: BLE001 (the steps still run: keep them, and say why)
+                    self.then = None
+                    warnings.warn(
+                        f"ea.compile could not write a {len(self.program)}-instruction program as "
+                        f"source ({type(error).__name__}: {error}); it keeps running it step by step",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                else:
+                    return self.function(*args)
         return self.run(args)
 
     def run(self, args: tuple) -> Any:
