@@ -458,12 +458,17 @@ class Source(str):
 
     namespace: dict[str, Any]
     name: str
-    parts: list[str]
+    bounds: list[tuple[int, int]]  # where each function (part functions, then the main one) is
+
+    @property
+    def parts(self) -> list[str]:
+        """The source of each function, in order (a long program has part functions)."""
+        return [self[start:stop] for start, stop in getattr(self, "bounds", [(0, len(self))])]
 
     def function(self) -> Callable:
         scope = dict(self.namespace)
-        for part in getattr(self, "parts", [str(self)]):  # one at a time: bounded compile memory
-            exec(part, scope)  # noqa: S102 (source written by emit from a traced program)
+        for start, stop in getattr(self, "bounds", [(0, len(self))]):  # one at a time: bounded compile memory
+            exec(self[start:stop], scope)  # noqa: S102 (source written by emit from a traced program)
         return scope[self.name]  # type: ignore[no-any-return]
 
 
@@ -514,8 +519,9 @@ def emit(
         while f"{prefix}{i}" in taken:
             i += 1
         counters[prefix] = i + 1
-        taken.add(f"{prefix}{i}")
-        return f"{prefix}{i}"
+        name_ = f"{prefix}{i}"
+        taken.add(name_)
+        return name_
 
     # Input leaves: the parameter itself, or a local unpacked from a pytree.
     paths: list[tuple[str, tuple[Any, ...]]] = []
@@ -751,11 +757,15 @@ def emit(
     if name in namespace or name in taken or name in arg_names:  # ``def inv(a): v0 = inv(a)`` would call itself
         name = fresh(name + "_")
         lines[0] = f"def {name}({', '.join(arg_names)}):"
-    parts = _in_parts(lines, taken - set(namespace), fresh)
-    source = Source("\n\n\n".join("\n".join(part) for part in parts))
+    texts = ["\n".join(part) for part in _in_parts(lines, taken - set(namespace), fresh)]
+    source = Source("\n\n\n".join(texts))
     source.namespace = namespace
     source.name = name
-    source.parts = ["\n".join(part) for part in parts]
+    source.bounds = []
+    start = 0
+    for text in texts:
+        source.bounds.append((start, start + len(text)))
+        start += len(text) + 3
     return source
 
 
