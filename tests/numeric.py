@@ -104,3 +104,27 @@ def poly_value(poly: Any, factor_value: Callable[[Any], Any], sizes: Mapping[str
             ops, subs = [np.ones(())], [""]
         total = total + float(term.coef) * np.einsum(",".join(subs) + "->" + out, *ops)
     return total
+
+
+def sin_chain(steps: int) -> Callable[[Any], Any]:
+    """``sum`` of ``steps`` steps ``x = sin(x) * 0.999 + 0.001``: a long elementwise loop."""
+    import einsumad as ea
+
+    def f(x: Any) -> Any:
+        for _ in range(steps):
+            x = ea.sin(x) * 0.999 + 0.001
+        return ea.sum(x)
+
+    return f
+
+
+def sin_chain_gradient(x: np.ndarray, steps: int) -> np.ndarray:
+    """The gradient of :func:`sin_chain` by the chain rule in NumPy: the product of the
+    steps' derivatives ``0.999 cos(x_k)``."""
+    ys = [x]
+    for _ in range(steps):
+        ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
+    gradient = np.ones_like(x)
+    for y in reversed(ys[:-1]):
+        gradient = gradient * np.cos(y) * 0.999
+    return gradient

@@ -14,7 +14,7 @@ import numpy as np
 import einsumad as ea
 from benchmarks.problems import PROBLEMS
 from benchmarks.run import main
-from tests.numeric import numerical_gradient
+from tests.numeric import numerical_gradient, sin_chain_gradient
 
 
 def test_quick_run_verifies_every_problem(tmp_path, capsys):
@@ -123,13 +123,7 @@ def test_first_call_times_eager_and_the_first_compiled_call_in_fresh_processes()
 
     results = first_call.measure(steps=2000)  # 12,000 instructions: a stepped program
     assert set(results) == {"eager", "compiled"}
-    x = np.linspace(0, 1, 3)
-    ys = [x]
-    for _ in range(2000):
-        ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
-    expected = np.ones(3)
-    for y in reversed(ys[:-1]):
-        expected = expected * np.cos(y) * 0.999
+    expected = sin_chain_gradient(np.linspace(0, 1, 3), 2000)
     for r in results.values():
         assert r["seconds"] > 0 and r["peak_mib"] > 0
         np.testing.assert_allclose(r["gradient"], expected, rtol=1e-10)

@@ -16,7 +16,7 @@ import einsumad as ea
 from einsumad.core.tape import unbox
 from einsumad.tools.program import trace
 from einsumad.tools.stepper import STEP_CALLS, Stepper
-from tests.numeric import numerical_gradient
+from tests.numeric import numerical_gradient, sin_chain, sin_chain_gradient
 
 # ---------------------------------------------------------------- escaped tracers
 
@@ -258,19 +258,8 @@ def test_the_program_cache_is_bounded_and_retracing_is_warned_about():
     assert any("traced" in str(w.message) and "signatures" in str(w.message) for w in caught)
 
 
-def _sin_chain(steps: int):
-    """``sum`` of ``steps`` steps ``x = sin(x) * 0.999 + 0.001``: a long elementwise loop."""
-
-    def f(x):
-        for _ in range(steps):
-            x = ea.sin(x) * 0.999 + 0.001
-        return ea.sum(x)
-
-    return f
-
-
 def test_a_long_chain_compiles_and_equals_eager():
-    f = _sin_chain(3000)
+    f = sin_chain(3000)
     x = np.linspace(0, 1, 3)
     compiled = ea.compile(ea.grad(f))
     eager = ea.grad(f)(x)
@@ -307,7 +296,7 @@ def test_long_programs_delete_only_large_values(monkeypatch):
     from einsumad.tools import program
 
     monkeypatch.setattr(program, "PART_LINES", 12)
-    f = _sin_chain(20)
+    f = sin_chain(20)
 
     for n, deletes in ((3, False), (1000, True)):  # 24 and 8,000 bytes
         x = np.linspace(0, 1, n)
@@ -316,18 +305,12 @@ def test_long_programs_delete_only_large_values(monkeypatch):
         source = next(iter(compiled.programs.values())).source
         body = [line for part in source.parts[:-1] for line in part.splitlines()]
         assert any(line.strip().startswith("del ") for line in body) == deletes, source
-        expected = np.ones(n)
-        ys = [x]
-        for _ in range(20):
-            ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
-        for y in reversed(ys[:-1]):
-            expected = expected * np.cos(y) * 0.999
-        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        np.testing.assert_allclose(got, sin_chain_gradient(x, 20), rtol=1e-12)
 
 
 @pytest.mark.slow
 def test_a_100000_step_chain_differentiates_eagerly_and_compiled():
-    f = _sin_chain(100_000)
+    f = sin_chain(100_000)
     x = np.linspace(0, 1, 3)
     eager = ea.grad(f)(x)
     np.testing.assert_allclose(ea.compile(ea.grad(f))(x), eager, rtol=1e-12)

@@ -18,26 +18,7 @@ from einsumad.tools import compile as compile_module
 from einsumad.tools import stepper
 from einsumad.tools.program import trace
 from einsumad.tools.stepper import Stepper
-
-
-def _sin_chain(steps: int):
-    def f(x):
-        for _ in range(steps):
-            x = ea.sin(x) * 0.999 + 0.001
-        return ea.sum(x)
-
-    return f
-
-
-def _sin_chain_gradient(x: np.ndarray, steps: int) -> np.ndarray:
-    """The chain rule by hand: the product of the steps' derivatives."""
-    ys = [x]
-    for _ in range(steps):
-        ys.append(np.sin(ys[-1]) * 0.999 + 0.001)
-    gradient = np.ones_like(x)
-    for y in reversed(ys[:-1]):
-        gradient = gradient * np.cos(y) * 0.999
-    return gradient
+from tests.numeric import sin_chain, sin_chain_gradient
 
 
 def _only_program(compiled):
@@ -48,25 +29,25 @@ def _only_program(compiled):
 def test_a_long_program_is_stepped_for_its_first_calls_then_written(monkeypatch):
     monkeypatch.setattr(stepper, "STEP_ABOVE", 50)
     monkeypatch.setattr(stepper, "STEP_CALLS", 3)
-    f = _sin_chain(20)  # 120 instructions
+    f = sin_chain(20)  # 120 instructions
     compiled = ea.compile(ea.grad(f))
     x = np.linspace(0, 1, 3)
     for call in range(2):
         xs = x + 0.1 * call
-        np.testing.assert_allclose(compiled(xs), _sin_chain_gradient(xs, 20), rtol=1e-12)
+        np.testing.assert_allclose(compiled(xs), sin_chain_gradient(xs, 20), rtol=1e-12)
         program = _only_program(compiled)
         assert isinstance(program.function, Stepper) and program.source is None
-    np.testing.assert_allclose(compiled(x * 0.5), _sin_chain_gradient(x * 0.5, 20), rtol=1e-12)
+    np.testing.assert_allclose(compiled(x * 0.5), sin_chain_gradient(x * 0.5, 20), rtol=1e-12)
     program = _only_program(compiled)
     assert not isinstance(program.function, Stepper)
     assert str(program.source) == str(ea.codegen(ea.grad(f), x))  # then it runs what codegen prints
     for scale in (0.25, 0.75):  # later calls (the fast path) run the written source
-        np.testing.assert_allclose(compiled(x * scale), _sin_chain_gradient(x * scale, 20), rtol=1e-12)
+        np.testing.assert_allclose(compiled(x * scale), sin_chain_gradient(x * scale, 20), rtol=1e-12)
     assert compiled.cache_size() == 1
 
 
 def test_a_short_program_is_written_at_once():
-    compiled = ea.compile(ea.grad(_sin_chain(3)))
+    compiled = ea.compile(ea.grad(sin_chain(3)))
     compiled(np.ones(2))
     assert _only_program(compiled).source is not None
 
@@ -152,7 +133,7 @@ def test_threads_step_while_one_of_them_writes_the_source(monkeypatch):
         return real_written(*args, **kwargs)
 
     monkeypatch.setattr(compile_module, "_written", counted)
-    compiled = ea.compile(ea.grad(_sin_chain(20)))
+    compiled = ea.compile(ea.grad(sin_chain(20)))
     x = np.linspace(0, 1, 3)
     compiled(x)  # traced (and stepped) once
     failures = []
@@ -160,7 +141,7 @@ def test_threads_step_while_one_of_them_writes_the_source(monkeypatch):
     def work(k: int) -> None:
         for call in range(6):
             xs = x + 0.01 * (k + call)
-            if not np.allclose(compiled(xs), _sin_chain_gradient(xs, 20), rtol=1e-12):
+            if not np.allclose(compiled(xs), sin_chain_gradient(xs, 20), rtol=1e-12):
                 failures.append((k, call))
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
