@@ -182,3 +182,21 @@ def test_a_program_that_cannot_be_written_keeps_stepping_and_says_why(monkeypatc
         np.testing.assert_allclose(f(x), np.cos(x), rtol=1e-15)
     np.testing.assert_allclose(f(x * 2), np.cos(x * 2), rtol=1e-15)  # no second attempt, no second warning
     assert isinstance(_only_program(f).function, Stepper)
+
+
+def test_a_dropped_compiled_function_frees_its_stepped_program_by_reference_counting(monkeypatch):
+    import gc
+    import weakref
+
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 0)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        compiled = ea.compile(ea.grad(sin_chain(5)))
+        compiled(np.ones(3))
+        program = weakref.ref(_only_program(compiled))
+        stepped = weakref.ref(_only_program(compiled).function)
+        del compiled
+        assert program() is None and stepped() is None
+    finally:
+        (gc.enable if was else gc.disable)()

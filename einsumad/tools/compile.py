@@ -36,6 +36,7 @@ import gc
 import math
 import threading
 import warnings
+import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -164,6 +165,19 @@ class ProgramCache:
         else:
             self.fast[:] = [_never, None]
 
+    def _writer(self, program: Program, static: frozenset[int]) -> Callable[[tuple], Callable]:
+        """``_write`` for a stepper, holding this cache and the program weakly (the program
+        holds the stepper): dropping the compiled function frees them by reference counting."""
+        cache_ref, program_ref = weakref.ref(self), weakref.ref(program)
+
+        def write(args: tuple) -> Callable:
+            cache, program_ = cache_ref(), program_ref()
+            if cache is None or program_ is None:
+                raise ReferenceError("the compiled function was dropped")
+            return cache._write(program_, static, args)
+
+        return write
+
     def _write(self, program: Program, static: frozenset[int], args: tuple) -> Callable:
         """Write ``program`` as source (for arguments of its signature) and run that from now on."""
         source = _written(program, self.fun, args, static, self.options)
@@ -212,7 +226,7 @@ class ProgramCache:
         program = _traced(self.fun, args, kwargs, static)
         if len(program) > stepper.STEP_ABOVE:  # stepped through until it has earned its source
             with _collector_paused():
-                program.function = stepper.Stepper(program, static, functools.partial(self._write, program, static))
+                program.function = stepper.Stepper(program, static, self._writer(program, static))
         else:
             self._write(program, static, args)
         function = program.function

@@ -56,7 +56,14 @@ class Stepper:
         self, program: Program, static: frozenset[int], then: Callable[[tuple], Callable] | None = None,
         calls: int | None = None,
     ):
-        self.program = program
+        # The program's parts, not the program: it holds this stepper (as its function),
+        # and a cycle would keep both alive until Python's cycle collector runs.
+        self.values = program.values
+        self.instructions = program.instructions
+        self.input_slots = program.inputs
+        self.outputs = program.outputs
+        self.aliased = program.aliased_outputs
+        self.out_def = program.out_def
         self.static = static
         self.then = then
         self.calls_left = STEP_CALLS if calls is None else calls
@@ -88,41 +95,41 @@ class Stepper:
                 try:
                     self.function = self.then(args)
                 except Exception as error:  # noqa: BLE001 (the steps still run: keep them, and say why)
-                    self.then = None
                     warnings.warn(
-                        f"ea.compile could not write a {len(self.program)}-instruction program as "
+                        f"ea.compile could not write a {len(self.instructions)}-instruction program as "
                         f"source ({type(error).__name__}: {error}); it keeps running it step by step",
                         RuntimeWarning,
                         stacklevel=2,
                     )
                 else:
                     return self.function(*args)
+                finally:
+                    self.then = None
         return self.run(args)
 
     def run(self, args: tuple) -> Any:
-        program = self.program
-        slots = list(program.values)
+        slots = list(self.values)
         leaves, _ = tree_flatten([a for i, a in enumerate(args) if i not in self.static])
         inputs = [leaf for leaf in leaves if is_traced_leaf(leaf)]
-        for slot, leaf in zip(program.inputs, inputs):
+        for slot, leaf in zip(self.input_slots, inputs):
             slots[slot] = leaf if type(leaf) in _NUMBERS else arrays.asarray(leaf)
-        for ins, dead in zip(program.instructions, self.dead):
+        for ins, dead in zip(self.instructions, self.dead):
             slots[ins.out] = apply(ins.prim, [slots[a] for a in ins.args], ins.params)
             for slot in dead:
                 slots[slot] = None
         results = []
         returned: set[int] = set()
-        for slot in program.outputs:
+        for slot in self.outputs:
             value = slots[slot]
             if slot in self.frozen:
                 value = self.frozen[slot]
             elif type(value) in _NUMBERS:
                 pass  # a Python number: immutable
-            elif slot in returned or slot in program.aliased_outputs or slot in self.inputs:
+            elif slot in returned or slot in self.aliased or slot in self.inputs:
                 value = _copy(value)  # an argument, a view of one, or a result returned twice
             results.append(value)
             returned.add(slot)
-        return tree_unflatten(program.out_def, results) if program.out_def is not None else None
+        return tree_unflatten(self.out_def, results) if self.out_def is not None else None
 
 
 def _read_only(value: Any) -> Any:
