@@ -15,7 +15,9 @@ printed is what runs.
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import keyword
 import math
 import re
@@ -160,12 +162,9 @@ class Program:
 
     def _uses(self) -> dict[int, int]:
         """How often each slot is read (an output counts twice: it must stay)."""
-        uses: dict[int, int] = {}
-        for ins in self.instructions:
-            for a in ins.args:
-                uses[a] = uses.get(a, 0) + 1
+        uses = collections.Counter(itertools.chain.from_iterable(ins.args for ins in self.instructions))
         for a in self.outputs:
-            uses[a] = uses.get(a, 0) + 2
+            uses[a] += 2
         return uses
 
     def fuse(self, max_operands: int = 6) -> None:
