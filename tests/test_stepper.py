@@ -200,3 +200,15 @@ def test_a_dropped_compiled_function_frees_its_stepped_program_by_reference_coun
         assert program() is None and stepped() is None
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("step_above", [-1, 10**9])  # stepped, and written at once
+@pytest.mark.parametrize("a", [2.0, np.float32(2.0), np.array(2.0)])
+def test_gradients_with_respect_to_numbers_are_0d_arrays_as_eagerly(monkeypatch, step_above, a):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", step_above)
+    f = lambda a: a * a * 3.0  # noqa: E731
+    eager = [ea.grad(f)(a), *ea.value_and_grad(f)(a)]
+    compiled = [ea.compile(ea.grad(f))(a), *ea.compile(ea.value_and_grad(f))(a)]
+    for e, c, value in zip(eager, compiled, (12.0, 12.0, 12.0)):
+        assert type(e) is np.ndarray and type(c) is np.ndarray
+        assert c.shape == e.shape == () and c.dtype == e.dtype == np.asarray(a).dtype and c == e == value

@@ -302,8 +302,10 @@ def _astype_transpose(k: int, g: Any, ans: Any, x: Any, dtype: Any) -> Any:
 
 
 def _astype_source(a: list[str], p: dict) -> str | None:
+    """``np.array(x, dtype=...)``: ``x.astype`` (a new array, x's memory order) that also
+    takes a Python number, as the implementation does (a 0-d array)."""
     d = p["dtype"]
-    return f"{a[0]}.astype(np.{np.dtype(d).name})" if isinstance(d, (np.dtype, type)) else None
+    return f"np.array({a[0]}, dtype=np.{np.dtype(d).name})" if isinstance(d, (np.dtype, type)) else None
 
 
 astype_p: Primitive = Primitive(

@@ -59,7 +59,7 @@ def _finish(g: Any, primal: Any) -> Any:
     dtype = _dtype(primal)
     g = dense(g)
     if isinstance(g, Tensor):
-        if g.dtype == dtype:
+        if g.dtype == dtype and not _holds_a_scalar(g):
             return g
         if dtype_kind(g.dtype) == "c" and dtype_kind(dtype) != "c":
             g = real_p(g)
@@ -294,7 +294,15 @@ def _check_complex_inputs(in_leaves: list[list[Any]], name: str) -> None:
 
 
 def _unwrap_scalar(value: Any) -> Any:
-    return value if isinstance(value, Tensor) else asarray(value)
+    if isinstance(value, Tensor):  # traced (under ea.compile, say): the same 0-d array as eagerly
+        return astype_p(value, dtype=value.dtype) if _holds_a_scalar(value) else value
+    return asarray(value)
+
+
+def _holds_a_scalar(x: Tensor) -> bool:
+    """A traced Python number or NumPy scalar (``ea.grad`` of a function of a float, traced):
+    eagerly the result would be a 0-d array, so the traced one is converted into one too."""
+    return isinstance(unbox(x), (int, float, complex, np.generic))
 
 
 def grad(
