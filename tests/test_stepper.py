@@ -212,3 +212,63 @@ def test_gradients_with_respect_to_numbers_are_0d_arrays_as_eagerly(monkeypatch,
     for e, c, value in zip(eager, compiled, (12.0, 12.0, 12.0)):
         assert type(e) is np.ndarray and type(c) is np.ndarray
         assert c.shape == e.shape == () and c.dtype == e.dtype == np.asarray(a).dtype and c == e == value
+
+
+# Functions whose compiled results must have eager's type, dtype and value on every
+# call: stepped, across the switch to source, and written at once.
+_LIKE_EAGER = {
+    "float32 times an op of a float": (lambda x, s: x * ea.sin(s), (np.ones(2, np.float32), 0.5)),
+    "a maximum of floats": (lambda x, s: x + ea.maximum(s, 0.1), (np.ones(2, np.float32), 0.5)),
+    "an op of a float": (lambda s: ea.sin(s), (0.5,)),
+    "a reduction of a float": (lambda s: ea.prod(s), (0.5,)),
+    "a cumulative sum of a float": (lambda s: ea.cumsum(s), (0.5,)),
+    "the gradient of a max of a float": (ea.grad(lambda s: ea.max(s) * 2.0), (0.5,)),
+    "a NumPy scalar returned": (lambda x: x, (np.float32(1.5),)),
+    "the real part of a NumPy scalar": (lambda x: ea.real(x), (np.float64(1.5),)),
+    "a full max": (lambda x: ea.max(x), (np.array([1.0, 3.0]),)),
+    "a full min, kept dims": (lambda x: ea.min(x, keepdims=True), (np.array([1.0, 3.0]),)),
+    "a constant string": (lambda x: (x * 2.0, "s"), (np.ones(1),)),
+}
+
+
+def _described(value):
+    if isinstance(value, tuple):
+        return tuple(_described(v) for v in value)
+    return type(value), getattr(value, "dtype", None), getattr(value, "shape", None)
+
+
+@pytest.mark.parametrize("case", sorted(_LIKE_EAGER))
+@pytest.mark.parametrize("mode", ["stepped", "switched", "written"])
+def test_compiled_results_have_eager_types_before_and_after_the_switch(monkeypatch, case, mode):
+    fun, args = _LIKE_EAGER[case]
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 10**9 if mode == "written" else -1)
+    monkeypatch.setattr(stepper, "STEP_CALLS", {"stepped": 10**9, "switched": 2, "written": 8}[mode])
+    eager = fun(*args)
+    compiled = ea.compile(fun)
+    for _ in range(3):
+        got = compiled(*args)
+        assert _described(got) == _described(eager)
+        for g, e in zip(got if isinstance(got, tuple) else (got,), eager if isinstance(eager, tuple) else (eager,)):
+            if isinstance(e, str):
+                assert g == e
+            else:
+                np.testing.assert_allclose(g, e, rtol=1e-15)
+
+
+def test_a_stepped_program_with_a_torch_array_and_a_float_switches_to_source(monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    monkeypatch.setattr(stepper, "STEP_ABOVE", -1)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 2)
+    f = ea.compile(lambda x, s: x * ea.sin(s))
+    x = torch.ones(2, dtype=torch.float64)
+    for _ in range(3):
+        np.testing.assert_allclose(f(x, 0.5).numpy(), np.full(2, np.sin(0.5)), rtol=1e-15)
+
+
+def test_no_calls_to_step_means_written_at_the_first_call(monkeypatch):
+    monkeypatch.setattr(stepper, "STEP_ABOVE", -1)
+    monkeypatch.setattr(stepper, "STEP_CALLS", 0)
+    f = ea.compile(lambda x: ea.sin(x) * 2.0)
+    np.testing.assert_allclose(f(np.ones(2)), 2 * np.sin(np.ones(2)), rtol=1e-15)
+    assert _only_program(f).source is not None

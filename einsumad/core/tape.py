@@ -32,7 +32,7 @@ import numpy as np
 
 __all__ = [
     "REVERSE", "FORWARD", "STAGE",
-    "Trace", "Node", "Tensor", "apply", "bind", "new_trace", "unbox", "strip_differentiation",
+    "Trace", "Node", "Tensor", "apply", "bind", "weak", "new_trace", "unbox", "strip_differentiation",
     "EscapedTracerError", "MixedLibrariesError", "register_numpy_equivalent",
 ]
 
@@ -317,9 +317,15 @@ def apply(prim: Any, args: Sequence[Any], params: dict) -> Any:
         ans = prim.impl(*args, **params)
     except MixedLibrariesError as error:
         raise error.within(prim.name) from None
-    if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
-        return ans.item()
-    return ans
+    return weak(ans) if all(type(a) in _PYTHON_NUMBERS for a in args) else ans
+
+
+def weak(ans: Any) -> Any:
+    """The result of an op on Python numbers only, as a Python number when NumPy made a
+    scalar of it: it then stays "weak" in NumPy's promotion (``x32 * weak(np.sin(0.5))``
+    is float32), as the numbers it came from were. A compiled program writes such an op
+    as ``weak(op(a, b))``."""
+    return ans.item() if type(ans) in _NUMPY_SCALARS else ans
 
 
 def bind(prim: Any, args: tuple, params: dict) -> Any:

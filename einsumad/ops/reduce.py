@@ -73,7 +73,7 @@ def _extreme_primitive(name: str, reduce: Callable[..., Any], share: Any) -> Pri
         impl,
         name=name,
         declaration=General({0: vjp}, {0: jvp}),
-        source=lambda a, p: f"np.{name}({a[0]}, axis={p['axis']}{', keepdims=True' if p['keepdims'] else ''})",
+        source=lambda a, p: f"np.asarray(np.{name}({a[0]}, axis={p['axis']}{', keepdims=True' if p['keepdims'] else ''}))",
     )
 
 

@@ -18,7 +18,10 @@ re-trace. Python control flow on traced values is frozen at trace time, so
 converting a traced value to ``bool`` (``if x > 0:``) raises a clear error
 instead of silently baking in one branch; use ``ea.where``, or declare the
 argument static. A Python number used as an axis, a shape or an index must be
-static too (``static_argnums``), as in ``jax.jit``.
+static too (``static_argnums``), as in ``jax.jit``. Arithmetic on traced Python
+numbers is NumPy's, as every einsumad op's is (a Python int is an int64 there:
+``a * 2`` with ``a = 2**62`` wraps around), and its results stay weak Python
+numbers (``weak(...)`` in the printed program), so float32 arrays stay float32.
 
 Arrays the function reads from its enclosing scope (not arguments) are constants
 of the program, as in ``jax.jit``: work that depends only on them may be done
@@ -42,6 +45,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..core.arrays import device, dtype, shape
+from ..core.backend import HELPERS
 from ..core.names import parameter_names
 from ..core.pytree import tree_signature
 from ..core.tape import Tensor
@@ -65,12 +69,15 @@ def _function_name(fun: Callable) -> str:
     return name
 
 
+_RESERVED = frozenset({*HELPERS, "weak"})  # names a program calls: never a parameter's
+
+
 def _arg_names(fun: Callable, count: int) -> list[str]:
     names = parameter_names(fun, count, lambda i: f"arg{i}")
     seen: set[str] = set()
     out = []
     for i, n in enumerate(names):
-        n = n if n.isidentifier() and n not in seen and n not in ("np",) else f"arg{i}"
+        n = n if n.isidentifier() and n not in seen and n not in _RESERVED else f"arg{i}"
         seen.add(n)
         out.append(n)
     return out

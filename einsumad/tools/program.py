@@ -34,7 +34,7 @@ from ..core.backend import HELPERS, contraction_path, plan
 from ..core.einsum import Einsum, einsum_p
 from ..core.pytree import TreeDef, leaf_expression, tree_flatten, tree_unflatten
 from ..core.source import literal
-from ..core.tape import STAGE, Tensor, new_trace
+from ..core.tape import STAGE, Tensor, new_trace, weak
 from .buffers import MIN_BYTES, VIEW_ATTRIBUTES, VIEW_METHODS, nbytes, plan_buffers
 from .fusion import Group, plan_groups, render
 
@@ -501,7 +501,7 @@ def emit(
     large intermediates are written into buffers kept from call to call
     (:func:`~.buffers.plan_buffers`).
     """
-    namespace: dict[str, Any] = dict(HELPERS)
+    namespace: dict[str, Any] = {**HELPERS, "weak": weak}
     lines = [f"def {name}({', '.join(arg_names)}):"]
     xp = _namespace_of(args, static)
     if xp is not np:  # another array library: its namespace is ``xp``, and the program says which
@@ -623,6 +623,14 @@ def emit(
         return next(iter(kernel_names))
 
     def _emit_instruction(ins: Instruction) -> None:
+        if ins.args and all(isinstance(d, type) for d in ins.dtypes):
+            # Python numbers only: the implementation, as the trace and eager calls ran it
+            # (NumPy's arithmetic, a weak Python number back), not Python's operators.
+            var = fresh("v")
+            lines.append(f"    {var} = weak({_call(ins, [value_of(a) for a in ins.args], namespace, fresh)})")
+            assigned.add(var)
+            hold(ins.out, var)
+            return
         if ins.spec is not None:
             folded = _fold_signs(ins, program, negated)
             if folded is not None:
@@ -724,7 +732,7 @@ def emit(
     returned: set[int] = set()
     returned_names: set[str] = set()
     for slot in program.outputs:
-        if program.is_constant[slot] and xp is not np and not arrays.is_numpy(program.values[slot]):
+        if program.is_constant[slot] and not arrays.is_numpy(program.values[slot]):  # a string, another library's array
             const = fresh("out")
             namespace[const] = program.values[slot]
             results.append(const)

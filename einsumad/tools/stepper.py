@@ -90,10 +90,12 @@ class Stepper:
         if self.then is not None:
             with self._lock:  # exactly one call writes; the others step on meanwhile
                 self.calls_left -= 1
-                write = self.calls_left == 0
-            if write:
+                then = self.then if self.calls_left <= 0 else None
+                if then is not None:
+                    self.then = None
+            if then is not None:
                 try:
-                    self.function = self.then(args)
+                    self.function = then(args)
                 except Exception as error:  # noqa: BLE001 (the steps still run: keep them, and say why)
                     warnings.warn(
                         f"ea.compile could not write a {len(self.instructions)}-instruction program as "
@@ -103,16 +105,14 @@ class Stepper:
                     )
                 else:
                     return self.function(*args)
-                finally:
-                    self.then = None
         return self.run(args)
 
     def run(self, args: tuple) -> Any:
         slots = list(self.values)
         leaves, _ = tree_flatten([a for i, a in enumerate(args) if i not in self.static])
         inputs = [leaf for leaf in leaves if is_traced_leaf(leaf)]
-        for slot, leaf in zip(self.input_slots, inputs):
-            slots[slot] = leaf if type(leaf) in _NUMBERS else arrays.asarray(leaf)
+        for slot, leaf in zip(self.input_slots, inputs):  # as they are, as the written program takes them
+            slots[slot] = leaf
         for ins, dead in zip(self.instructions, self.dead):
             slots[ins.out] = apply(ins.prim, [slots[a] for a in ins.args], ins.params)
             for slot in dead:
@@ -143,4 +143,6 @@ def _read_only(value: Any) -> Any:
 def _copy(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy()
+    if isinstance(value, np.generic):  # a NumPy scalar is immutable
+        return value
     return arrays.array_namespace(value).asarray(value, copy=True)
