@@ -272,3 +272,25 @@ def test_no_calls_to_step_means_written_at_the_first_call(monkeypatch):
     f = ea.compile(lambda x: ea.sin(x) * 2.0)
     np.testing.assert_allclose(f(np.ones(2)), 2 * np.sin(np.ones(2)), rtol=1e-15)
     assert _only_program(f).source is not None
+
+
+@pytest.mark.parametrize("step_above", [-1, 10**9])  # stepped, and written at once
+def test_a_dropped_compiled_function_frees_its_buffers_by_reference_counting(monkeypatch, step_above):
+    import gc
+    import weakref
+
+    monkeypatch.setattr(stepper, "STEP_ABOVE", step_above)
+    x = np.linspace(0, 1, 2**15)  # 256 KiB: large enough for kept buffers
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        compiled = ea.compile(ea.grad(lambda x: ea.sum(ea.tanh(x * 2.0) * x)))
+        np.testing.assert_allclose(compiled(x), np.tanh(2 * x) + 2 * x / np.cosh(2 * x) ** 2, rtol=1e-12)
+        program = _only_program(compiled)
+        held = [weakref.ref(program), weakref.ref(program.function)]
+        if program.source is not None:
+            held.append(weakref.ref(program.source.namespace["buffers"]))
+        del compiled, program
+        assert all(ref() is None for ref in held)
+    finally:
+        (gc.enable if was else gc.disable)()

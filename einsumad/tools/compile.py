@@ -269,36 +269,6 @@ def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
     namespace: dict[str, Any] = {"ndarray": np.ndarray}
     conditions: list[str] = []
     counter = iter(range(1 << 30))
-
-    def check(expr: str, value: Any, depth: int) -> bool:
-        if depth > 32:
-            return False
-        kind = type(value)
-        if kind is np.ndarray:
-            name = f"x{next(counter)}"
-            namespace[f"{name}_dtype"] = value.dtype
-            conditions.append(
-                f"type({name} := {expr}) is ndarray and {name}.shape == {value.shape!r} "
-                f"and {name}.dtype is {name}_dtype"
-            )
-            return True
-        if kind in (int, float, complex):
-            conditions.append(f"type({expr}) is {kind.__name__}")
-            return True
-        if kind in (tuple, list) or (kind is dict and all(type(k) in (str, int) for k in value)):
-            name = f"x{next(counter)}"
-            conditions.append(f"type({name} := {expr}) is {kind.__name__} and len({name}) == {len(value)}")
-            if kind is dict:  # the length and a lookup of each key: exactly these keys
-                return all(check(f"{name}[{key!r}]", item, depth + 1) for key, item in value.items())
-            return all(check(f"{name}[{i}]", item, depth + 1) for i, item in enumerate(value))
-        if value is None or kind is bool:
-            conditions.append(f"{expr} is {value!r}")
-            return True
-        if kind is str:
-            conditions.append(f"{expr} == {value!r}")
-            return True
-        return False  # any other object: no fast check
-
     for i, arg in enumerate(args):
         if i in static:
             if type(arg) not in (bool, int, float, str, type(None)):
@@ -308,13 +278,51 @@ def _guard(args: tuple, static: frozenset[int]) -> Callable[..., bool] | None:
             else:
                 test = f"a{i} == {arg!r}"
             conditions.append(f"type(a{i}) is {type(arg).__name__} and {test}")
-        elif not check(f"a{i}", arg, 0):
+        elif not _check(f"a{i}", arg, 0, namespace, conditions, counter):
             return None
     parameters = ", ".join(f"a{i}" for i in range(len(args)))
     body = "\n        and ".join(conditions) if conditions else "True"
     source = f"def guard({parameters}):\n    return (\n        " + body + "\n    )"
     exec(source, namespace)  # noqa: S102 (written above from the arguments' structure)
-    return namespace["guard"]  # type: ignore[no-any-return]
+    return namespace.pop("guard")  # type: ignore[no-any-return]  # out of its globals: no cycle
+
+
+def _check(
+    expr: str, value: Any, depth: int, namespace: dict[str, Any], conditions: list[str], counter: Iterator[int]
+) -> bool:
+    """Append to ``conditions`` that ``expr`` has ``value``'s signature (False: no fast check)."""
+    if depth > 32:
+        return False
+    kind = type(value)
+    if kind is np.ndarray:
+        name = f"x{next(counter)}"
+        namespace[f"{name}_dtype"] = value.dtype
+        conditions.append(
+            f"type({name} := {expr}) is ndarray and {name}.shape == {value.shape!r} "
+            f"and {name}.dtype is {name}_dtype"
+        )
+        return True
+    if kind in (int, float, complex):
+        conditions.append(f"type({expr}) is {kind.__name__}")
+        return True
+    if kind in (tuple, list) or (kind is dict and all(type(k) in (str, int) for k in value)):
+        name = f"x{next(counter)}"
+        conditions.append(f"type({name} := {expr}) is {kind.__name__} and len({name}) == {len(value)}")
+        if kind is dict:  # the length and a lookup of each key: exactly these keys
+            return all(
+                _check(f"{name}[{key!r}]", item, depth + 1, namespace, conditions, counter)
+                for key, item in value.items()
+            )
+        return all(
+            _check(f"{name}[{i}]", item, depth + 1, namespace, conditions, counter) for i, item in enumerate(value)
+        )
+    if value is None or kind is bool:
+        conditions.append(f"{expr} is {value!r}")
+        return True
+    if kind is str:
+        conditions.append(f"{expr} == {value!r}")
+        return True
+    return False  # any other object: no fast check
 
 
 class _Traced(Exception):

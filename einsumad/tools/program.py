@@ -468,7 +468,9 @@ class Source(str):
         scope = dict(self.namespace)
         for start, stop in getattr(self, "bounds", [(0, len(self))]):  # one at a time: bounded compile memory
             exec(self[start:stop], scope)  # noqa: S102 (source written by emit from a traced program)
-        return scope[self.name]  # type: ignore[no-any-return]
+        # Taken out of its own globals, the function is freed by reference counting (part
+        # functions stay there: the main function calls them by name).
+        return scope.pop(self.name)  # type: ignore[no-any-return]
 
 
 def _identifier(text: str, fallback: str) -> str:
@@ -778,20 +780,24 @@ def emit(
 
 
 
+def _is_constant_view(node: Any, namespace: dict[str, Any]) -> bool:
+    """The name of a constant array of the program, or a view of one (``c0.T.reshape(...)``)."""
+    import ast
+
+    if isinstance(node, ast.Name):
+        return isinstance(namespace.get(node.id), np.ndarray)
+    if isinstance(node, ast.Attribute) and node.attr in VIEW_ATTRIBUTES:
+        return _is_constant_view(node.value, namespace)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in VIEW_METHODS
+            and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
+        return _is_constant_view(node.func.value, namespace)
+    return False
+
+
 def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: Callable[[str], str]) -> list[str]:
     """Views (transposes, reshapes) of constant arrays, evaluated once when the program is
     written: a plan's ``c0.transpose(1, 0, 2).reshape((6, 4))`` then costs nothing per call."""
     import ast
-
-    def constant_view(node: ast.expr) -> bool:
-        if isinstance(node, ast.Name):
-            return isinstance(namespace.get(node.id), np.ndarray)
-        if isinstance(node, ast.Attribute) and node.attr in VIEW_ATTRIBUTES:
-            return constant_view(node.value)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in VIEW_METHODS
-                and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
-            return constant_view(node.func.value)
-        return False
 
     constants = {name for name, value in namespace.items() if isinstance(value, np.ndarray)}
     if not constants:
@@ -812,7 +818,7 @@ def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: 
         spans: list[tuple[int, int]] = []
         for node in ast.walk(tree):
             end = node.end_col_offset if isinstance(node, (ast.Attribute, ast.Call)) else None
-            if end is not None and constant_view(node) and not any(  # type: ignore[arg-type]
+            if end is not None and _is_constant_view(node, namespace) and not any(  # type: ignore[arg-type]
                 low <= node.col_offset and end <= high for low, high in spans  # type: ignore[attr-defined]
             ):
                 spans.append((node.col_offset, end))  # type: ignore[attr-defined]
