@@ -294,3 +294,26 @@ def test_a_dropped_compiled_function_frees_its_buffers_by_reference_counting(mon
         assert all(ref() is None for ref in held)
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_a_dropped_program_written_in_parts_is_freed_by_reference_counting(monkeypatch):
+    import gc
+    import weakref
+
+    from einsumad.tools import program as program_module
+
+    monkeypatch.setattr(program_module, "PART_LINES", 12)
+    monkeypatch.setattr(stepper, "STEP_ABOVE", 10**9)
+    x = np.linspace(0, 1, 3)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        compiled = ea.compile(ea.grad(sin_chain(20)))
+        np.testing.assert_allclose(compiled(x), sin_chain_gradient(x, 20), rtol=1e-12)
+        program = _only_program(compiled)
+        assert len(program.source.parts) > 3
+        held = [weakref.ref(program), weakref.ref(program.function)]
+        del compiled, program
+        assert all(ref() is None for ref in held)
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -465,12 +465,20 @@ class Source(str):
         return [self[start:stop] for start, stop in getattr(self, "bounds", [(0, len(self))])]
 
     def function(self) -> Callable:
+        """Execute the source (one function at a time: bounded compile memory). No function
+        is left in its own globals (the parts' globals hold neither the parts nor the main
+        function), so a dropped program is freed by reference counting alone."""
         scope = dict(self.namespace)
-        for start, stop in getattr(self, "bounds", [(0, len(self))]):  # one at a time: bounded compile memory
-            exec(self[start:stop], scope)  # noqa: S102 (source written by emit from a traced program)
-        # Taken out of its own globals, the function is freed by reference counting (part
-        # functions stay there: the main function calls them by name).
-        return scope.pop(self.name)  # type: ignore[no-any-return]
+        *parts, main = getattr(self, "bounds", [(0, len(self))])
+        called: dict[str, Any] = {}
+        for start, stop in parts:
+            text = self[start:stop]
+            exec(text, scope)  # noqa: S102 (source written by emit from a traced program)
+            name = text[len("def "):text.index("(")]
+            called[name] = scope.pop(name)
+        main_scope = {**scope, **called}
+        exec(self[main[0]:main[1]], main_scope)  # noqa: S102
+        return main_scope.pop(self.name)  # type: ignore[no-any-return]
 
 
 def _identifier(text: str, fallback: str) -> str:
