@@ -312,7 +312,10 @@ def test_a_dropped_program_written_in_parts_is_freed_by_reference_counting(monke
         np.testing.assert_allclose(compiled(x), sin_chain_gradient(x, 20), rtol=1e-12)
         program = _only_program(compiled)
         assert len(program.source.parts) > 3
-        held = [weakref.ref(program), weakref.ref(program.function)]
+        parts = [f for name, f in program.function.__globals__.items() if name.startswith("_part")]
+        held = [weakref.ref(program), weakref.ref(program.function), *map(weakref.ref, parts)]
+        assert len(held) > 4
+        del parts
         del compiled, program
         assert all(ref() is None for ref in held)
     finally:
