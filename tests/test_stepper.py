@@ -228,6 +228,8 @@ _LIKE_EAGER = {
     "a full max": (lambda x: ea.max(x), (np.array([1.0, 3.0]),)),
     "a full min, kept dims": (lambda x: ea.min(x, keepdims=True), (np.array([1.0, 3.0]),)),
     "a constant string": (lambda x: (x * 2.0, "s"), (np.ones(1),)),
+    "the tangent of a full max": (lambda x, t: ea.jvp(ea.max, (x,), (t,)), (np.array([1.0, 3.0]), np.ones(2))),
+    "the tangent of a full sum": (lambda x, t: ea.jvp(ea.sum, (x,), (t,)), (np.array([1.0, 3.0]), np.ones(2))),
 }
 
 

@@ -229,7 +229,7 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str, holom
         grads = recording.pullback([seed])
         trees = [tree_unflatten(d, g) for d, g in zip(recording.in_defs, grads)]
         g = trees[0] if isinstance(argnums, int) else tuple(trees)
-        out_value = _unwrap_scalar(out_value)
+        out_value = _as_output(out_value)
         if has_aux:
             return (out_value, aux_box[0]), g
         return out_value, g
@@ -291,12 +291,6 @@ def _check_complex_inputs(in_leaves: list[list[Any]], name: str) -> None:
                     f"{name}(holomorphic=True) needs complex inputs, but got dtype {_dtype(x)}; "
                     "convert with x.astype(complex)"
                 )
-
-
-def _unwrap_scalar(value: Any) -> Any:
-    if isinstance(value, Tensor):  # traced (under ea.compile, say): the same 0-d array as eagerly
-        return astype_p(value, dtype=value.dtype) if _holds_a_scalar(value) else value
-    return asarray(value)
 
 
 def _holds_a_scalar(x: Tensor) -> bool:
@@ -420,8 +414,11 @@ def _push_forward(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]
 
 def _as_output(x: Any) -> Any:
     """Plain results as arrays of their library (NumPy's for numbers; 0-d included);
-    traced ones and deltas as they are."""
-    if isinstance(x, (Tensor, KroneckerDelta)):
+    deltas as they are, traced ones too unless they hold a number (under ``ea.compile``,
+    say): those become the same 0-d array as eagerly."""
+    if isinstance(x, Tensor):
+        return astype_p(x, dtype=x.dtype) if _holds_a_scalar(x) else x
+    if isinstance(x, KroneckerDelta):
         return x
     return asarray(x)
 
