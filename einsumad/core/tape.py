@@ -317,7 +317,9 @@ def apply(prim: Any, args: Sequence[Any], params: dict) -> Any:
         ans = prim.impl(*args, **params)
     except MixedLibrariesError as error:
         raise error.within(prim.name) from None
-    return weak(ans) if all(type(a) in _PYTHON_NUMBERS for a in args) else ans
+    if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
+        return ans.item()  # weak(ans), the result type tested first: it is the cheap test
+    return ans
 
 
 def weak(ans: Any) -> Any:
