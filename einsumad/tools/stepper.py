@@ -1,16 +1,17 @@
 """Running a long program instruction by instruction, until it has earned its source.
 
 Writing a program as Python source (:func:`~.program.emit`) and compiling it
-costs about 25 µs per instruction: for the gradient of a 100,000-step loop
-(600,000 instructions) that is 15 s, three eager calls, before the first result.
+costs about 20 µs per instruction: for the gradient of a 100,000-step loop
+(600,000 instructions) that is 12 s, two to three eager calls, before the first
+result.
 A :class:`Stepper` runs the recorded instructions directly instead: each one is
 the primitive's own implementation applied to the values of its argument slots
 (:func:`~einsumad.core.tape.apply`, where every eager call ends too), and each
-value is dropped after its last use. That costs about 1 µs more per instruction
+value is dropped after its last use. That costs about 2 µs more per instruction
 per call than the written source, which also fuses elementwise chains and keeps
 buffers, so ``ea.compile`` steps through a long program only for its first
-calls and then writes it (the rent-or-buy rule: stop renting once the rent
-paid approaches the price).
+``STEP_CALLS`` calls and then writes it (the rent-or-buy rule: stop renting once
+the rent paid approaches the price, here after about ten calls).
 
 >>> import numpy as np, einsumad as ea
 >>> from einsumad.tools.program import trace
