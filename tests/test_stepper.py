@@ -228,6 +228,10 @@ _LIKE_EAGER = {
     "a full max": (lambda x: ea.max(x), (np.array([1.0, 3.0]),)),
     "a full min, kept dims": (lambda x: ea.min(x, keepdims=True), (np.array([1.0, 3.0]),)),
     "a constant string": (lambda x: (x * 2.0, "s"), (np.ones(1),)),
+    "float32 times a product of floats": (lambda x, a: ea.sin(x) * (a * a) + x, (np.ones(3, np.float32), 0.7)),
+    "large float32 times a product of floats": (  # fused and with kept buffers when written
+        lambda x, a: ea.sin(ea.sin(x) * (a * a)) + x, (np.linspace(0, 1, 20000, dtype=np.float32), 0.7)),
+    "float32 times a power of a float": (lambda x, a: ea.power(a, 2) * x, (np.ones(3, np.float32), 1.5)),
     "the tangent of a full max": (lambda x, t: ea.jvp(ea.max, (x,), (t,)), (np.array([1.0, 3.0]), np.ones(2))),
     "the tangent of a full sum": (lambda x, t: ea.jvp(ea.sum, (x,), (t,)), (np.array([1.0, 3.0]), np.ones(2))),
 }
@@ -322,3 +326,17 @@ def test_a_dropped_program_written_in_parts_is_freed_by_reference_counting(monke
         assert all(ref() is None for ref in held)
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_auxiliary_values_come_back_as_arrays_eagerly_and_compiled():
+    """``has_aux``: the aux values leave their trace as arrays (they used to be traced
+    values that raised when used)."""
+    h = ea.grad(lambda a: (ea.sum(ea.sin(a)), a * 2.0), has_aux=True)
+    x = np.array([0.5, 1.0])
+    for run in (h, ea.compile(h)):
+        g, aux = run(x)
+        assert type(aux) is np.ndarray
+        np.testing.assert_allclose(aux + 1, 2 * x + 1, rtol=1e-15)
+        np.testing.assert_allclose(g, np.cos(x), rtol=1e-15)
+    g, aux = h(1.5)
+    assert type(aux) is np.ndarray and aux.shape == () and aux + 1 == 4.0

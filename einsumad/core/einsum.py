@@ -204,7 +204,10 @@ def _einsum_impl(*operands: Any, spec: Spec) -> Any:
     for k, operand in enumerate(operands):
         if isinstance(operand, KroneckerDelta) and len(operands) > 1:
             return _einsum_impl(*operands[:k], *operands[k + 1 :], spec=_delta_contracted(spec, k))
-    return evaluate(spec, *operands)
+    result = evaluate(spec, *operands)
+    if type(result) is np.ndarray and result.ndim == 0 and all(type(o) in (int, float, complex) for o in operands):
+        return result[()]  # numbers in, a NumPy scalar out (as numpy.einsum): a bind makes it a weak number
+    return result
 
 
 einsum_p = Primitive(_einsum_impl, name="einsum", declaration=Einsum())

@@ -355,10 +355,8 @@ def bind(prim: Any, args: tuple, params: dict) -> Any:
     if not prim.differentiable and top.mode != STAGE:
         # No derivative flows through (comparisons, masks): evaluate on the values.
         return bind(prim, inner, params)
-    try:
-        ans = bind(prim, inner, params) if nested else prim.impl(*inner, **params)
-    except MixedLibrariesError as error:
-        raise error.within(prim.name) from None
+    # The values inside, as an eager call computes them (``apply``: Python numbers stay weak).
+    ans = bind(prim, inner, params) if nested else apply(prim, inner, params)
     if top.mode == STAGE:
         return top.recorder(prim, args, ans, params)
     if top.mode == REVERSE:

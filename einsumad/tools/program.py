@@ -135,9 +135,12 @@ class Program:
         else:
             params = _NO_PARAMS
         shapes_, dtypes_, out_shape = tuple(shapes), tuple(dtypes), arrays.shape(ans)
+        # A Python number's dtype is its type, as for arguments: it stays weak when the
+        # program is planned (a float32 array times it is float32, not float64).
+        out_dtype = type(ans) if type(ans) in (int, float, complex) else arrays.dtype(ans)
         self.instructions.append(Instruction(
             prim, tuple(refs), params, out, shared(shapes_, shapes_), shared(dtypes_, dtypes_),
-            shared(out_shape, out_shape), arrays.dtype(ans),
+            shared(out_shape, out_shape), out_dtype,
         ))
         return Tensor(ans, self.stage, node=out)
 

@@ -230,8 +230,12 @@ def _value_and_grad(fun: Callable, argnums: Any, has_aux: bool, name: str, holom
         trees = [tree_unflatten(d, g) for d, g in zip(recording.in_defs, grads)]
         g = trees[0] if isinstance(argnums, int) else tuple(trees)
         out_value = _as_output(out_value)
-        if has_aux:
-            return (out_value, aux_box[0]), g
+        if has_aux:  # values of this trace out of their boxes (they would escape it), as arrays
+            aux_leaves, aux_def = tree_flatten(aux_box[0])
+            aux = tree_unflatten(aux_def, [
+                _as_output(a.value) if isinstance(a, Tensor) and a.trace is recording.trace else a for a in aux_leaves
+            ])
+            return (out_value, aux), g
         return out_value, g
 
     value_and_grad_fun._einsumad_transform = name if name != "grad" else "value_and_grad"  # type: ignore[attr-defined]
