@@ -232,6 +232,8 @@ _LIKE_EAGER = {
     "large float32 times a product of floats": (  # fused and with kept buffers when written
         lambda x, a: ea.sin(ea.sin(x) * (a * a)) + x, (np.linspace(0, 1, 20000, dtype=np.float32), 0.7)),
     "float32 times a power of a float": (lambda x, a: ea.power(a, 2) * x, (np.ones(3, np.float32), 1.5)),
+    "a sum of an op of a 0-d array": (lambda x: ea.sum(ea.sin(x)), (np.array(0.5, np.float32),)),
+    "a complex number times a sum": (lambda x, a: ea.sum(x) * a, (np.ones(2), 0.5 + 1j)),
     "the tangent of a full max": (lambda x, t: ea.jvp(ea.max, (x,), (t,)), (np.array([1.0, 3.0]), np.ones(2))),
     "the tangent of a full sum": (lambda x, t: ea.jvp(ea.sum, (x,), (t,)), (np.array([1.0, 3.0]), np.ones(2))),
 }
@@ -340,3 +342,15 @@ def test_auxiliary_values_come_back_as_arrays_eagerly_and_compiled():
         np.testing.assert_allclose(g, np.cos(x), rtol=1e-15)
     g, aux = h(1.5)
     assert type(aux) is np.ndarray and aux.shape == () and aux + 1 == 4.0
+
+
+@pytest.mark.parametrize("step_above", [-1, 10**9])  # stepped, and written at once
+def test_compiled_gradients_are_writable_arrays_as_eager_ones(monkeypatch, step_above):
+    """The gradient of ``sum(x * a)`` is a broadcast of ``a``: a read-only view, copied."""
+    monkeypatch.setattr(stepper, "STEP_ABOVE", step_above)
+    h = ea.grad(lambda a, x: ea.sum(x * a), argnums=1)
+    for run in (h, ea.compile(h)):
+        g = run(2.0, np.ones((2, 3), np.float32))
+        assert g.flags.writeable and g.dtype == np.float32
+        g += 1
+        np.testing.assert_array_equal(g, np.full((2, 3), 3.0, np.float32))

@@ -86,7 +86,10 @@ class Program:
     instructions: list[Instruction] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     out_def: TreeDef | None = None
-    aliased_outputs: set[int] = field(default_factory=set)  # outputs that view an input
+    aliased_outputs: set[int] = field(default_factory=set)  # outputs that view an input, or are read-only: copied
+    # 0-d NumPy outputs: the traced value's type (a 0-d ndarray or a NumPy scalar type), which
+    # the program returns too (a written program may skip an identity step that made an array).
+    scalar_kinds: dict[int, type] = field(default_factory=dict)
     stage: Any = None
     source: Any = None  # the emitted Source, once emitted
     function: Any = None  # the function compiled from it
@@ -429,9 +432,15 @@ def trace(fun: Callable, args: tuple, kwargs: dict, static: frozenset[int] = fro
             )
     program.outputs = [program.ref(o) for o in out_leaves]
     input_roots = {id(_root(leaf)) for leaf in leaves if isinstance(leaf, np.ndarray)}
+    inputs = set(program.inputs)
     for slot, o in zip(program.outputs, out_leaves):
-        if isinstance(o, Tensor) and o.trace is stage and id(_root(o.value)) in input_roots:
-            program.aliased_outputs.add(slot)
+        if not (isinstance(o, Tensor) and o.trace is stage):
+            continue
+        value = o.value
+        if id(_root(value)) in input_roots or (isinstance(value, np.ndarray) and not value.flags.writeable):
+            program.aliased_outputs.add(slot)  # a view of an input, or a read-only (broadcast) view
+        if (type(value) is np.ndarray and value.ndim == 0 or isinstance(value, np.generic)) and slot not in inputs:
+            program.scalar_kinds[slot] = type(value)  # (an argument is returned as it was given)
     program.stage = None
     program.finish()
     return program
@@ -762,9 +771,9 @@ def emit(
             or names[slot] in returned_names
         ):
             copy = f"{ref(slot)}.copy()" if xp is np else f"xp.asarray({ref(slot)}, copy=True)"
-            results.append(copy)  # an input, a constant, or returned twice
+            results.append(_of_kind(copy, program.scalar_kinds.get(slot)))  # an input, a constant, or returned twice
         else:
-            results.append(ref(slot))
+            results.append(_of_kind(ref(slot), program.scalar_kinds.get(slot)))
         returned.add(slot)
         returned_names.add(names.get(slot, ""))
     structure = program.out_def.render(results) if program.out_def is not None else "None"
@@ -803,6 +812,22 @@ def _is_constant_view(node: Any, namespace: dict[str, Any]) -> bool:
             and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
         return _is_constant_view(node.func.value, namespace)
     return False
+
+
+def _of_kind(text: str, kind: type | None) -> str:
+    """``text`` as a value of ``kind``: a 0-d ndarray (``np.asarray``) or a NumPy scalar type."""
+    if kind is None:
+        return text
+    if kind is np.ndarray:
+        return f"np.asarray({text})"
+    return f"np.{np.dtype(kind).name}({text})"
+
+
+def as_kind(value: Any, kind: type | None) -> Any:
+    """``value`` as a value of ``kind`` (see :func:`_of_kind`), for a stepped program."""
+    if kind is None or type(value) is kind:
+        return value
+    return np.asarray(value) if kind is np.ndarray else kind(value)
 
 
 def _constant_views_hoisted(lines: list[str], namespace: dict[str, Any], fresh: Callable[[str], str]) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 from ..core import arrays
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.tape import apply
-from .program import Program, is_traced_leaf
+from .program import Program, as_kind, is_traced_leaf
 
 __all__ = ["Stepper", "STEP_ABOVE", "STEP_CALLS"]
 
@@ -64,6 +64,7 @@ class Stepper:
         self.input_slots = program.inputs
         self.outputs = program.outputs
         self.aliased = program.aliased_outputs
+        self.kinds = program.scalar_kinds
         self.out_def = program.out_def
         self.static = static
         self.then = then
@@ -127,7 +128,9 @@ class Stepper:
             elif type(value) in _NUMBERS:
                 pass  # a Python number: immutable
             elif slot in returned or slot in self.aliased or slot in self.inputs:
-                value = _copy(value)  # an argument, a view of one, or a result returned twice
+                value = as_kind(_copy(value), self.kinds.get(slot))  # an argument, a view of one, or returned twice
+            elif slot in self.kinds:
+                value = as_kind(value, self.kinds[slot])
             results.append(value)
             returned.add(slot)
         return tree_unflatten(self.out_def, results) if self.out_def is not None else None
