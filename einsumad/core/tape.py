@@ -317,8 +317,8 @@ def apply(prim: Any, args: Sequence[Any], params: dict) -> Any:
         ans = prim.impl(*args, **params)
     except MixedLibrariesError as error:
         raise error.within(prim.name) from None
-    if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):
-        return ans.item()  # weak(ans), the result type tested first: it is the cheap test
+    if type(ans) in _NUMPY_SCALARS and all(type(a) in _PYTHON_NUMBERS for a in args):  # the cheap test first
+        return weak(ans)
     return ans
 
 

@@ -26,7 +26,7 @@ from ..core.elementwise import Elementwise
 from ..core.linear import Linear
 from ..core.primitive import Notation, Primitive
 from ..core.source import literal
-from ..core.tape import Tensor, apply, register_numpy_equivalent, unbox
+from ..core.tape import Tensor, register_numpy_equivalent, unbox
 from .compare import greater
 from .declare import binary, unary
 from .einsum import multiply
@@ -153,7 +153,7 @@ def power(x: Any, y: Any) -> Any:
     if _constant_number(y):
         p = unbox(y).item() if isinstance(y, np.ndarray) else y
         if not isinstance(x, Tensor):
-            return apply(power_p, (x, y), {})  # as a bind with nothing traced (numbers stay weak)
+            return power_p(x, y)  # nothing traced: the implementation, numbers kept weak
         if p == 1:
             return x
         if p == 0:

@@ -754,15 +754,9 @@ def emit(
     returned: set[int] = set()
     returned_names: set[str] = set()
     for slot in program.outputs:
-        if program.is_constant[slot] and not arrays.is_numpy(program.values[slot]):  # a string, another library's array
+        if program.is_constant[slot]:
             const = fresh("out")
-            namespace[const] = program.values[slot]
-            results.append(const)
-        elif program.is_constant[slot]:
-            frozen = np.array(program.values[slot], copy=True)
-            frozen.flags.writeable = False
-            const = fresh("out")
-            namespace[const] = frozen
+            namespace[const] = returned_constant(program.values[slot])
             results.append(const)
         elif slot in numbers and slot not in negated:  # a Python number input: immutable, returned as is
             results.append(ref(slot))
@@ -812,6 +806,17 @@ def _is_constant_view(node: Any, namespace: dict[str, Any]) -> bool:
             and not node.keywords and all(isinstance(a, (ast.Constant, ast.Tuple)) for a in node.args)):
         return _is_constant_view(node.func.value, namespace)
     return False
+
+
+def returned_constant(value: Any) -> Any:
+    """What a program returns for a result that depends on no input: a read-only copy of a
+    NumPy value (each call returns the same one), anything else (a string, another
+    library's array) as it is."""
+    if not arrays.is_numpy(value):
+        return value
+    frozen = np.array(value, copy=True)
+    frozen.flags.writeable = False
+    return frozen
 
 
 def _of_kind(text: str, kind: type | None) -> str:

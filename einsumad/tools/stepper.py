@@ -31,7 +31,7 @@ import numpy as np
 from ..core import arrays
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.tape import apply
-from .program import Program, as_kind, is_traced_leaf
+from .program import Program, as_kind, is_traced_leaf, returned_constant
 
 __all__ = ["Stepper", "STEP_ABOVE", "STEP_CALLS"]
 
@@ -83,7 +83,7 @@ class Stepper:
         self.dead = [tuple(dying.get(k, ())) for k in range(len(program.instructions))]
         self.inputs = set(program.inputs)
         self.frozen = {  # constant results: one read-only copy, as the written source returns
-            slot: _read_only(program.values[slot]) for slot in program.outputs if program.is_constant[slot]
+            slot: returned_constant(program.values[slot]) for slot in program.outputs if program.is_constant[slot]
         }
 
     def __call__(self, *args: Any) -> Any:
@@ -134,14 +134,6 @@ class Stepper:
             results.append(value)
             returned.add(slot)
         return tree_unflatten(self.out_def, results) if self.out_def is not None else None
-
-
-def _read_only(value: Any) -> Any:
-    if not arrays.is_numpy(value):
-        return value
-    frozen = np.array(value, copy=True)
-    frozen.flags.writeable = False
-    return frozen
 
 
 def _copy(value: Any) -> Any:
